@@ -1,0 +1,3 @@
+"""caldp: calibration data pipeline for HST observations."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,93 @@
+"""Stage 1 (calxxx) and stage 2 (runastrodriz) on a dataset's files, as the instrument table says."""
+
+import dataclasses
+import logging
+
+from astropy.io import fits
+
+from .exit_codes import CaldpError, ExitCode
+from .instruments import stage_inputs
+from .stages import check_exit, find_program, run_program
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class StageOutcome:
+    program: str  # what ran, e.g. "calacs.e" or "caldp-native"
+    kind: str  # "hstcal", "native", "pypi" or "skipped"
+    runs: tuple = ()
+
+
+def raw_names(inputs):
+    return [n for n in inputs.files if "_raw" in n]
+
+
+def wav_names(inputs):
+    return [n for n in inputs.files if n.endswith("_wav.fits")]
+
+
+def apply_header_edits(inputs, instrument):
+    """Keyword edits the table asks for (e.g. COS RANDSEED=1) in the bestrefs inputs."""
+    if not instrument.header_edits:
+        return
+    for name in inputs.with_suffixes(instrument.bestrefs_suffixes):
+        with fits.open(inputs.directory / name, mode="update") as hdul:
+            for key, value in instrument.header_edits:
+                hdul[0].header[key] = value
+
+
+def calibrate(inputs, instrument, settings, env, metrics):
+    """Run the stage-1 program; raise CaldpError(23 or memory class) when it fails."""
+    program = instrument.stage1
+    files = stage_inputs(program, inputs.asn, raw_names(inputs), wav_names(inputs))
+    apply_header_edits(inputs, instrument)
+    executable = None if settings.cal_mode == "native" else find_program(program.executable, env)
+    if executable:
+        argv, name, kind = program.argv(files, executable), program.executable, "hstcal"
+    elif program.native_module and settings.cal_mode != "hstcal":
+        argv, name, kind = program.native_argv(files), f"caldp native {program.executable}", "native"
+        log.info("%s is not on PATH: calibrating with caldp's native implementation", program.executable)
+    else:
+        raise CaldpError(
+            ExitCode.STAGE1_ERROR,
+            f"{program.executable} is not installed (not on PATH); {program.install_hint}",
+        )
+    log.info("stage 1: %s (%s) on %s", name, kind, " ".join(files))
+    run = run_program(argv, cwd=inputs.directory, env=env)
+    metrics.add_program("calibrate", run, kind=kind)
+    check_exit(run, program, ExitCode.STAGE1_ERROR, name)
+    return StageOutcome(name, kind, (run,))
+
+
+def drizzle(inputs, instrument, settings, env, metrics):
+    """Stage 2 where the instrument has one and the data ask for it (DRIZCORR=PERFORM)."""
+    program = instrument.stage2
+    if program is None:
+        return StageOutcome("", "skipped")
+    files = stage_inputs(program, inputs.asn, raw_names(inputs), wav_names(inputs))
+    if not _switch_requested(inputs, files, program.switch):
+        log.info("stage 2 (%s) skipped: %s is not PERFORM", program.executable, program.switch)
+        return StageOutcome(program.executable, "skipped")
+    executable = find_program(program.executable, env)
+    if not executable:
+        raise CaldpError(
+            ExitCode.STAGE2_ERROR, f"{program.executable} is not installed (not on PATH); {program.install_hint}"
+        )
+    args = ["-n", str(settings.drizzle_processes)] if program.args[:1] == ("-n",) else list(program.args)
+    argv = [executable, *args, *files]
+    log.info("stage 2: %s on %s", program.executable, " ".join(files))
+    run = run_program(argv, cwd=inputs.directory, env=env)
+    metrics.add_program("drizzle", run, kind="pypi")
+    check_exit(run, program, ExitCode.STAGE2_ERROR, program.executable)
+    return StageOutcome(program.executable, "pypi", (run,))
+
+
+def _switch_requested(inputs, files, switch):
+    """True when any stage-2 input (or, for an association, any member raw) says switch=PERFORM."""
+    names = set(files) | set(raw_names(inputs))
+    for name in sorted(names):
+        value = fits.getheader(inputs.directory / name, ext=0).get(switch, "OMIT")
+        if str(value).strip().upper() == "PERFORM":
+            return True
+    return False

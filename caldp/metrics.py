@@ -1,0 +1,108 @@
+"""Per-step and per-program resource use, written as JSON and as GNU time --verbose text.
+
+The text file keeps the exact labels that archive tools scrape ("Elapsed (wall clock) time",
+"Maximum resident set size (kbytes)", "Exit status").
+"""
+
+import contextlib
+import dataclasses
+import json
+import resource
+import time
+
+
+def _usage():
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own, children
+
+
+@dataclasses.dataclass
+class StepMetrics:
+    name: str
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # caldp and its children
+    max_rss_kb: int = 0  # caldp's own peak so far
+    children_max_rss_kb: int = 0  # largest child so far
+    status: str = "ok"
+
+
+class RunMetrics:
+    def __init__(self, command):
+        self.command = command
+        self.started = time.monotonic()
+        self.steps = []
+        self.programs = []
+
+    @contextlib.contextmanager
+    def step(self, name):
+        metrics = StepMetrics(name)
+        self.steps.append(metrics)
+        start = time.monotonic()
+        own0, kids0 = _usage()
+        try:
+            yield metrics
+        except BaseException:
+            metrics.status = "failed"
+            raise
+        finally:
+            own1, kids1 = _usage()
+            metrics.wall_seconds = round(time.monotonic() - start, 3)
+            metrics.cpu_seconds = round(
+                (own1.ru_utime + own1.ru_stime + kids1.ru_utime + kids1.ru_stime)
+                - (own0.ru_utime + own0.ru_stime + kids0.ru_utime + kids0.ru_stime),
+                3,
+            )
+            metrics.max_rss_kb = int(own1.ru_maxrss)
+            metrics.children_max_rss_kb = int(kids1.ru_maxrss)
+
+    def add_program(self, step, run, *, kind):
+        self.programs.append({"step": step, "kind": kind, **run.as_dict()})
+
+    def totals(self):
+        own, kids = _usage()
+        return {
+            "wall_seconds": round(time.monotonic() - self.started, 3),
+            "user_seconds": round(own.ru_utime + kids.ru_utime, 3),
+            "system_seconds": round(own.ru_stime + kids.ru_stime, 3),
+            "max_rss_kb": int(max(own.ru_maxrss, kids.ru_maxrss)),
+            "caldp_max_rss_kb": int(own.ru_maxrss),
+            "children_max_rss_kb": int(kids.ru_maxrss),
+        }
+
+    def write(self, json_path, text_path, exit_status, extra=None):
+        totals = self.totals()
+        document = {
+            "command": self.command,
+            "exit_status": int(exit_status),
+            "totals": totals,
+            "steps": [dataclasses.asdict(s) for s in self.steps],
+            "programs": self.programs,
+            **(extra or {}),
+        }
+        json_path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+        text_path.write_text(gnu_time_verbose(self.command, totals, exit_status))
+
+
+def _clock(seconds):
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{int(hours)}:{int(minutes):02d}:{secs:05.2f}"
+    return f"{int(minutes)}:{secs:05.2f}"
+
+
+def gnu_time_verbose(command, totals, exit_status):
+    wall = totals["wall_seconds"]
+    cpu = totals["user_seconds"] + totals["system_seconds"]
+    percent = int(round(100 * cpu / wall)) if wall > 0 else 0
+    rows = [
+        ("Command being timed", f'"{command}"'),
+        ("User time (seconds)", f"{totals['user_seconds']:.2f}"),
+        ("System time (seconds)", f"{totals['system_seconds']:.2f}"),
+        ("Percent of CPU this job got", f"{percent}%"),
+        ("Elapsed (wall clock) time (h:mm:ss or m:ss)", _clock(wall)),
+        ("Maximum resident set size (kbytes)", str(totals["max_rss_kb"])),
+        ("Exit status", str(int(exit_status))),
+    ]
+    return "".join(f"\t{label}: {value}\n" for label, value in rows)

@@ -1,0 +1,163 @@
+"""CRDS: the reference-file environment and best-reference assignment, in-process.
+
+caldp decides the IRAF-style reference variables (jref, iref, ...) from CRDS_PATH and the cache's
+own layout record, so the config scripts only choose CRDS behaviour (one rule, one place).
+"""
+
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+from pathlib import Path
+
+from astropy.io import fits
+
+from .exit_codes import CaldpError, ExitCode
+
+log = logging.getLogger(__name__)
+
+# IRAF variable -> the CRDS instrument sub-directory it names in an "instrument" layout cache.
+REFERENCE_VARIABLES = {
+    "jref": "acs",
+    "iref": "wfc3",
+    "oref": "stis",
+    "lref": "cos",
+    "nref": "nicmos",
+    "uref": "wfpc2",
+    "mtab": "synphot",
+}
+_REFERENCE_VALUE = re.compile(r"^([a-z]+)\$(\S+)$")
+
+
+def crds_path(environ=os.environ):
+    return Path(environ.get("CRDS_PATH") or Path.home() / "crds_cache")
+
+
+def cache_layout(cache):
+    """'flat' or 'instrument', as recorded by CRDS in config/hst/ref_cache_subdir_mode."""
+    record = Path(cache) / "config" / "hst" / "ref_cache_subdir_mode"
+    try:
+        mode = record.read_text().strip()
+    except OSError:
+        return "instrument"  # what CRDS itself makes of a new cache
+    return "flat" if mode == "flat" else "instrument"
+
+
+def reference_environment(cache, layout=None):
+    """{jref: '<cache>/references/hst/[acs/]', ...}, each with the trailing '/' calacs.e needs."""
+    layout = layout or cache_layout(cache)
+    root = Path(cache) / "references" / "hst"
+    return {
+        var: f"{root}/" if layout == "flat" else f"{root / subdir}/"
+        for var, subdir in REFERENCE_VARIABLES.items()
+    }
+
+
+def resolve_reference(value, ref_env):
+    """'jref$x_bia.fits' -> a path, or None for N/A and values that are not reference names."""
+    match = _REFERENCE_VALUE.match(str(value).strip())
+    if not match or match.group(1) not in ref_env:
+        return None
+    return Path(ref_env[match.group(1)] + match.group(2))
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceAssignment:
+    context: str
+    references: dict  # file basename -> {keyword: value}
+    missing: tuple  # (file, keyword, value) of selected references absent from the cache
+
+
+def assign_references(paths, *, context=None, sync=False, ref_env, environ=os.environ):
+    """Run CRDS bestrefs on `paths` (updating their headers) and check what was selected."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return ReferenceAssignment(context or "", {}, ())
+    cache = crds_path(environ)
+    _check_mappings(cache, context, readonly=not sync)
+    errors = _run_bestrefs(paths, context, sync)
+    if errors:
+        raise CaldpError(ExitCode.BESTREFS_ERROR, f"CRDS bestrefs failed: {errors[0]}")
+    references, used_context = {}, context or ""
+    missing = []
+    for path in paths:
+        header = fits.getheader(path)
+        used_context = str(header.get("CRDS_CTX", used_context))
+        selected = {
+            key: str(value).strip()
+            for key, value in header.items()
+            if isinstance(value, str) and resolve_reference(value, ref_env) is not None
+        }
+        references[path.name] = selected
+        for key, value in selected.items():
+            if not resolve_reference(value, ref_env).exists():
+                missing.append((path.name, key, value))
+    for name, key, value in missing:
+        if sync:
+            raise CaldpError(ExitCode.BESTREFS_ERROR, f"{name}: selected reference {key}={value} could not be synced")
+        log.warning("%s: selected reference %s=%s is not in the read-only CRDS cache", name, key, value)
+    return ReferenceAssignment(used_context, references, tuple(missing))
+
+
+def _check_mappings(cache, context, readonly):
+    mappings = Path(cache) / "mappings" / "hst"
+    if not readonly:
+        return  # crds may download what is missing; it reports its own failures
+    if not mappings.is_dir() or not any(mappings.glob("*.pmap")):
+        raise CaldpError(ExitCode.BESTREFS_ERROR, f"CRDS cache {cache} has no HST mappings ({mappings})")
+    if context and not (mappings / context).exists():
+        raise CaldpError(ExitCode.BESTREFS_ERROR, f"CRDS context {context} is not in the cache {mappings}")
+
+
+class _Collect(logging.Handler):
+    """Forward CRDS's own log records to caldp's log and keep its errors for the exit cause."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.errors = []
+
+    def emit(self, record):
+        message = " ".join(record.getMessage().split())
+        logging.getLogger("caldp.crds").log(record.levelno, "%s", message)
+        if record.levelno >= logging.ERROR:
+            self.errors.append(message)
+
+
+@contextlib.contextmanager
+def _crds_log_captured():
+    crds_logger = logging.getLogger("CRDS")
+    saved = crds_logger.handlers[:]
+    collector = _Collect()
+    crds_logger.handlers = [collector]
+    try:
+        yield collector
+    finally:
+        crds_logger.handlers = saved
+
+
+def _run_bestrefs(paths, context, sync):
+    """Return CRDS's error messages (empty on success)."""
+    from crds.bestrefs import BestrefsScript  # imported first: crds installs its console handler on import
+    from crds.core import log as crds_log
+
+    with _crds_log_captured() as collector:
+        try:
+            old = crds_log.set_verbose(0)
+            try:
+                command = "crds.bestrefs --update-bestrefs"
+                if context:
+                    command += f" --new-context {context}"
+                if sync:
+                    command += " --sync-references=1"
+                command += " --files " + " ".join(str(p) for p in paths)
+                error_count = BestrefsScript(command)()
+            finally:
+                crds_log.set_verbose(old)
+        except SystemExit as exc:  # crds scripts exit on bad configuration
+            return collector.errors or [f"crds exited with status {exc.code}"]
+        except Exception as exc:
+            return collector.errors + [f"{type(exc).__name__}: {exc}"]
+    if error_count:
+        return collector.errors or [f"{error_count} errors"]
+    return []

@@ -1,0 +1,131 @@
+"""Running calibration programs: argv, cwd, environment, streamed output, exit-status meaning."""
+
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from .exit_codes import CaldpError, ExitCode, explain_signal
+
+log = logging.getLogger(__name__)
+
+# Process groups of running children, so SIGTERM to caldp can stop them (see stop_children).
+_RUNNING = set()
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramRun:
+    argv: tuple
+    returncode: int
+    wall_seconds: float
+    cpu_seconds: float
+    max_rss_kb: int
+    last_error_line: str
+    memory_error_seen: bool
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+def find_program(executable, environ):
+    return shutil.which(executable, path=environ.get("PATH", os.defpath))
+
+
+def run_program(argv, *, cwd, env, output_log=log):
+    """Run argv without a shell in `cwd`, streaming its merged output line by line into the log."""
+    start = time.monotonic()
+    output_log.info("running: %s (in %s)", " ".join(argv), cwd)
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stoppable as a whole
+        )
+    except FileNotFoundError as exc:
+        raise CaldpError(ExitCode.GENERIC_ERROR, f"{argv[0]} could not be started: {exc}")
+    _RUNNING.add(proc.pid)
+    last_error, last_line, memory_error = "", "", False
+    try:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip()
+            output_log.info("%s", line)
+            if line.strip():
+                last_line = line.strip()
+            if "error" in line.lower():
+                last_error = line.strip()
+            memory_error = memory_error or "MemoryError" in line
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        _RUNNING.discard(proc.pid)
+        if proc.returncode is None:
+            _stop_group(proc.pid)
+            proc.wait()
+        proc.stdout.close()
+    return ProgramRun(
+        argv=tuple(argv),
+        returncode=proc.returncode,
+        wall_seconds=round(time.monotonic() - start, 3),
+        cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
+        max_rss_kb=int(usage.ru_maxrss),
+        last_error_line=last_error or last_line,
+        memory_error_seen=memory_error,
+    )
+
+
+def check_exit(run, program, failure_code, name):
+    """Turn a finished run into success, an ignored status, or a CaldpError with a one-line cause."""
+    code = run.returncode
+    if code == 0:
+        return
+    if code in program.ignored_exit_codes:
+        log.info("Ignoring exit status %d of %s (not applicable to this dataset)", code, name)
+        return
+    if code < 0:
+        why = explain_signal(-code)
+        if -code == signal.SIGKILL:
+            raise CaldpError(ExitCode.SUBPROCESS_MEMORY_ERROR, f"{name} {why} (probable out-of-memory kill)")
+        raise CaldpError(failure_code, f"{name} {why}")
+    if run.memory_error_seen:
+        raise CaldpError(ExitCode.SUBPROCESS_MEMORY_ERROR, f"{name} exited with status {code} after a MemoryError")
+    detail = f": {run.last_error_line}" if run.last_error_line else ""
+    raise CaldpError(failure_code, f"{name} exited with status {code}{detail}")
+
+
+def stop_children(signum=signal.SIGTERM, grace_seconds=5.0):
+    """Stop every running child's process group: `signum` first, SIGKILL after a grace period."""
+    groups = list(_RUNNING)
+    for pid in groups:
+        _signal_group(pid, signum)
+    deadline = time.monotonic() + grace_seconds
+    for pid in groups:
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+
+
+def _stop_group(pid):
+    _signal_group(pid, signal.SIGKILL)
+
+
+def _signal_group(pid, signum):
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _alive(pid):
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return waited == 0

@@ -1,0 +1,157 @@
+"""file:<dir> storage: loose files or one tarball in, a data/ + messages/ tree out."""
+
+import contextlib
+import errno
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+from .. import messages
+from ..exit_codes import CaldpError, ExitCode
+from ..inputs import candidate_names
+from ..tarsafe import UnsafeArchive, extract_flat
+
+
+class FileStorage:
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def __repr__(self):
+        return f"FileStorage({str(self.root)!r})"
+
+    # ---------------------------------------------------------------- input side
+    def fetch_inputs(self, dataset, instrument, workdir):
+        if not self.root.is_dir():
+            raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"input directory {self.root} does not exist")
+        names = os.listdir(self.root)
+        loose = candidate_names(dataset, instrument, names)
+        if loose:
+            for name in loose:
+                copy_input(self.root / name, Path(workdir) / name)
+            return
+        tarballs = sorted(n for n in names if n.lower().startswith(dataset.name) and n.lower().endswith(".tar.gz"))
+        if len(tarballs) > 1:
+            raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"several tarballs for {dataset.name} in {self.root}: {tarballs}")
+        if not tarballs:
+            raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"no input files for {dataset.name} in {self.root}")
+        unpack_tarball(self.root / tarballs[0], workdir)
+
+    # --------------------------------------------------------------- output side
+    def dataset_dir(self, dataset):
+        return self.root / "data" / dataset.instrument / dataset.name
+
+    def publish(self, dataset, result_dir):
+        """Replace data/<instrument>/<id>/ with `result_dir` as atomically as POSIX allows.
+
+        The new tree is staged beside the target (same file system), then swapped in by renames,
+        so readers see either the old complete tree or the new complete tree.
+        """
+        target = self.dataset_dir(dataset)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.parent / f".{dataset.name}.staging-{os.getpid()}"
+        _remove(staging)
+        try:
+            _copy_or_move_tree(Path(result_dir), staging)
+            _swap_into_place(staging, target)
+        except BaseException:
+            _remove(staging)
+            raise
+        files = sorted(p for p in target.rglob("*") if p.is_file())
+        return [str(p.relative_to(self.root)) for p in files]
+
+    def absolute(self, relative_paths):
+        return [str(self.root / p) for p in relative_paths]
+
+    def publish_logs(self, dataset, logs_dir):
+        """A failed run: put its logs beside whatever products an earlier run left (never touching them)."""
+        target = self.dataset_dir(dataset) / "logs"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.parent / f".logs.staging-{os.getpid()}"
+        _remove(staging)
+        shutil.copytree(logs_dir, staging)
+        _swap_into_place(staging, target)
+
+    def write_message(self, state, dataset, lines):
+        path = self.root / "messages" / state / dataset.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{dataset.name}.tmp-{os.getpid()}"
+        tmp.write_text(messages.render(state, dataset, lines))
+        os.replace(tmp, path)
+
+    def remove_message(self, state, dataset):
+        """Remove a message only if caldp wrote it; downstream tools own theirs."""
+        path = self.root / "messages" / state / dataset.name
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            return
+        if messages.written_by_caldp(text):
+            path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def lock(self, dataset):
+        lockdir = self.root / "messages" / ".locks"
+        lockdir.mkdir(parents=True, exist_ok=True)
+        path = lockdir / f"{dataset.name}.lock"
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                raise CaldpError(ExitCode.GENERIC_ERROR, f"dataset {dataset.name} locked by pid {holder}")
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def copy_input(source, dest):
+    """Copy an input into the work dir, writable (bestrefs edits headers), leaving the original untouched."""
+    shutil.copyfile(source, dest)
+    os.chmod(dest, 0o644)
+
+
+def unpack_tarball(tarball, workdir):
+    try:
+        extract_flat(tarball, workdir)
+    except (UnsafeArchive, OSError, EOFError, ValueError) as exc:
+        raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"unsafe or unreadable tarball {tarball.name}: {exc}")
+    except Exception as exc:  # tarfile.ReadError and friends
+        raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"unreadable tarball {tarball.name}: {exc}")
+
+
+def _copy_or_move_tree(source, dest):
+    try:
+        os.rename(source, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.copytree(source, dest)
+
+
+def _swap_into_place(staging, target):
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        if old.exists():
+            os.rename(old, target)
+        raise
+    _remove(old)
+
+
+def _remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
