@@ -103,5 +103,7 @@ def standin_bin(tmp_path):
         return path
 
     install.dir = bindir
-    install.path = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+    # Only the stand-ins and the system's basic tools: real calibration programs that happen to
+    # be installed (runastrodriz, calcos) must not be picked up instead.
+    install.path = f"{bindir}{os.pathsep}/usr/bin{os.pathsep}/bin"
     return install
