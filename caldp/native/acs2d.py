@@ -11,14 +11,17 @@ import numpy as np
 from astropy.io import fits
 
 from . import ccd, dark, flat, mama, photometry
-from .acsccd import ImsetInfo, ccd_parameters, ccdtab_message, noise_message, write_amp_keywords
+from .acsccd import (ImsetInfo, begin_stage, ccd_parameters, ccdtab_message, dqicorr_history,
+                     flag_bad_pixels, image_refinfo, image_step_history, noise_message,
+                     write_amp_keywords)
 from .bookkeeping import (COMPLETE, DUMMY, IGNORED, OMIT, PERFORM, add_history, image_statistics,
-                          put_float, put_str, ref_history, update_switch, write_statistics)
+                          put_float, put_str, ref_history, shown_state, update_switch,
+                          write_statistics)
 from .errors import CalibrationError
-from .exposure import ExposureInfo, Switches, raise_missing, reference
+from .exposure import ExposureInfo, Switches, known_reference, raise_missing, require_ccdtab
 from .imageio import Exposure, Imset
 from .refs import RefFile, RefSet, cut_reference, find_alignment, read_ref_image
-from .tables import read_bpixtab, read_mlintab
+from .tables import read_mlintab
 from .trailer import Trailer, clock
 
 FLATS = ("PFLTFILE", "DFLTFILE", "LFLTFILE")
@@ -40,16 +43,12 @@ class Plan:
     def __init__(self, primary: fits.Header, info: ExposureInfo, sw: Switches, refs: RefSet,
                  env, ccd_stage_ran: bool, trailer: Trailer):
         def ref(key):
-            return refs.get(key) or refs.add(reference(primary, key, env))
+            return known_reference(refs, primary, key, env)
 
         missing: list[str] = []
         self.refs = refs
         if not info.is_mama:
-            ccdtab = ref("CCDTAB")
-            if not ccdtab.exists:
-                missing.append(f"CCDTAB `{ccdtab.name}'")
-            elif ccdtab.dummy:
-                missing.append(f"CCDTAB `{ccdtab.name}' is a dummy table")
+            require_ccdtab(ref("CCDTAB"), missing)
         # The CCD's DQICORR is done in ACSCCD; calacs.e then omits it here.
         self.dqicorr = OMIT
         if sw.perform("DQICORR") and not (not info.is_mama and ccd_stage_ran):
@@ -106,13 +105,7 @@ def run_2d_stage(exposure: Exposure, info: ExposureInfo, sw: Switches, refs: Ref
                  trailer: Trailer, version: str, cal_ver: str, output_name: str,
                  ccd_stage_ran: bool) -> Exposure:
     primary = exposure.primary
-    trailer.begin("ACS2D", version)
-    trailer.filename("input", exposure.path.name)
-    trailer.filename("output", output_name)
-    trailer.message(f"Trying to open {exposure.path.name}...\n"
-                    f"Read in Primary header from {exposure.path.name}...")
-    trailer.message(f"APERTURE {info.aperture}\nFILTER1 {info.filter1}\n"
-                    f"FILTER2 {info.filter2}\nDETECTOR {info.detector}")
+    begin_stage(trailer, "ACS2D", version, exposure, info, output_name)
     plan = Plan(primary, info, sw, refs, env, ccd_stage_ran, trailer)
     limits = None
     if plan.glincorr != OMIT or plan.lflgcorr != OMIT:
@@ -157,7 +150,7 @@ def _do2d(im: Imset, extver: int, primary, info: ExposureInfo, plan: Plan, refs:
 
     # -- DQICORR (MAMA, or a CCD file that skipped ACSCCD) -------------------------
     trailer.message("\n")
-    trailer.switch("dqicorr", "SKIPPED" if plan.dqicorr == DUMMY else plan.dqicorr)
+    trailer.switch("dqicorr", shown_state(plan.dqicorr))
     bpix = refs.get("BPIXTAB")
     if first and plan.dqicorr != OMIT:
         trailer.refinfo("dqitab", bpix.name, bpix.pedigree, bpix.descrip, bpix.descrip2)
@@ -165,27 +158,16 @@ def _do2d(im: Imset, extver: int, primary, info: ExposureInfo, plan: Plan, refs:
         if not info.is_mama:
             dq = ccd.flag_atod_saturation(sci, dq, params.atod_saturate)
         if plan.dqicorr == PERFORM and bpix is not None and bpix.exists:
-            rows = read_bpixtab(bpix, info.ccdamp, info.ccdgain, g.chip)
-            ltv0 = (g.ltv[0] + g.ltm[0] - 1.0, g.ltv[1] + g.ltm[1] - 1.0)
-            dq, placeholder = ccd.apply_bad_pixel_table(dq, rows, ltv0)
-            if placeholder:
-                trailer.warn("No rows from BPIXTAB applied to DQ array.")
-                trailer.message("Inserting single-pixel DQ place-holder at (1,1).")
+            dq = flag_bad_pixels(dq, bpix, info, g, trailer)
         trailer.switch("dqicorr", COMPLETE)
     if first and plan.dqicorr != OMIT:
-        flag = DUMMY if (bpix is not None and bpix.exists and bpix.dummy) else PERFORM
-        if update_switch(primary, "DQICORR", flag):
-            if not info.is_mama:
-                add_history(primary, "  values checked for saturation")
-            if bpix is not None and bpix.exists:
-                add_history(primary, "  DQ array initialized ...")
-                ref_history(primary, bpix, table=True)
+        dqicorr_history(primary, bpix, saturation_checked=not info.is_mama)
 
     # -- GLINCORR / LFLGCORR (MAMA) -------------------------------------------------
     if info.is_mama:
         trailer.message("\n")
-        trailer.switch("glincorr", _shown(plan.glincorr))
-        trailer.switch("lflgcorr", _shown(plan.lflgcorr))
+        trailer.switch("glincorr", shown_state(plan.glincorr))
+        trailer.switch("lflgcorr", shown_state(plan.lflgcorr))
     if plan.glincorr != OMIT or plan.lflgcorr != OMIT:
         mlin = refs["MLINTAB"]
         if first:
@@ -200,7 +182,7 @@ def _do2d(im: Imset, extver: int, primary, info: ExposureInfo, plan: Plan, refs:
             put_str(im.sci_hdr, "GLOBLIM", "EXCEEDED", "global count rate exceeded")
         elif plan.glincorr == PERFORM:
             ratio = mama.global_linearity_ratio(globrate, limits.tau)
-            sci, err = mama.correct_global_linearity(sci, err, ratio)
+            sci, err = dark.scale_reference(sci, err, ratio)
         if plan.lflgcorr == PERFORM:
             dq, _ = mama.flag_local_nonlinearity(sci, dq, limits.local_limit, info.exptime,
                                                  limits.expand)
@@ -236,10 +218,9 @@ def _do2d(im: Imset, extver: int, primary, info: ExposureInfo, plan: Plan, refs:
 
     # -- DARKCORR ----------------------------------------------------------------------
     trailer.message("\n")
-    trailer.switch("darkcorr", _shown(plan.darkcorr))
+    trailer.switch("darkcorr", shown_state(plan.darkcorr))
     if first and plan.darkcorr != OMIT:
-        r = refs["DARKFILE"]
-        trailer.refinfo("darkfile", r.name, r.pedigree, r.descrip)
+        image_refinfo(trailer, refs["DARKFILE"])
     if plan.darkcorr == PERFORM:
         trailer.message(f"Darktime from header {np.float32(darktime):f}")
         ref = _aligned(refs["DARKFILE"], g.chip, im, "darkcorr", whole_image=True)
@@ -249,16 +230,15 @@ def _do2d(im: Imset, extver: int, primary, info: ExposureInfo, plan: Plan, refs:
         trailer.message(f"Mean of dark image (MEANDARK) = {meandark:g}")
         put_float(im.sci_hdr, "MEANDARK", meandark, "mean of dark values subtracted")
         trailer.switch("darkcorr", COMPLETE)
-    if first and plan.darkcorr != OMIT and update_switch(primary, "DARKCORR", plan.darkcorr):
-        ref_history(primary, refs["DARKFILE"], table=False)
+    if first and plan.darkcorr != OMIT:
+        image_step_history(primary, "DARKCORR", plan.darkcorr, refs["DARKFILE"])
 
     # -- FLSHCORR ----------------------------------------------------------------------
     trailer.message("\n")
-    trailer.switch("flshcorr", _shown(plan.flshcorr))
+    trailer.switch("flshcorr", shown_state(plan.flshcorr))
     flash_flag = plan.flshcorr
     if first and plan.flshcorr != OMIT:
-        r = refs["FLSHFILE"]
-        trailer.refinfo("flshfile", r.name, r.pedigree, r.descrip)
+        image_refinfo(trailer, refs["FLSHFILE"])
     if plan.flshcorr == PERFORM:
         if info.flashdur <= 0:
             text = "Post-flash exposure was 0 seconds. FLSHCORR not performed."
@@ -277,18 +257,17 @@ def _do2d(im: Imset, extver: int, primary, info: ExposureInfo, plan: Plan, refs:
             trailer.message(f"Mean of post-flash image (MEANFLSH) = {meanflash:g}")
             put_float(im.sci_hdr, "MEANFLSH", meanflash, "mean of post-flash values subtracted")
         trailer.switch("flshcorr", COMPLETE)
-    if first and plan.flshcorr != OMIT and update_switch(primary, "FLSHCORR", flash_flag):
-        if flash_flag != IGNORED:
-            ref_history(primary, refs["FLSHFILE"], table=False)
+    if first and plan.flshcorr != OMIT:
+        image_step_history(primary, "FLSHCORR", flash_flag, refs["FLSHFILE"])
 
     # -- FLATCORR ----------------------------------------------------------------------
     trailer.message("\n")
-    trailer.switch("flatcorr", _shown(plan.flatcorr))
+    trailer.switch("flatcorr", shown_state(plan.flatcorr))
     if first and plan.flatcorr != OMIT:
         for key in FLATS:
             r = refs.get(key)
             if r is not None and r.given:
-                trailer.refinfo(key.lower(), r.name, r.pedigree, r.descrip)
+                image_refinfo(trailer, r)
     if plan.flatcorr == PERFORM:
         for key in FLATS:
             if plan.flat_states.get(key) != PERFORM:
@@ -313,10 +292,9 @@ def _do2d(im: Imset, extver: int, primary, info: ExposureInfo, plan: Plan, refs:
     shad_flag = plan.shadcorr
     if not info.is_mama:
         trailer.message("\n")
-        trailer.switch("shadcorr", _shown(plan.shadcorr))
+        trailer.switch("shadcorr", shown_state(plan.shadcorr))
     if first and plan.shadcorr != OMIT:
-        r = refs["SHADFILE"]
-        trailer.refinfo("shadfile", r.name, r.pedigree, r.descrip)
+        image_refinfo(trailer, refs["SHADFILE"])
     if plan.shadcorr == PERFORM:
         if info.exptime <= 0:
             trailer.warn("EXPTIME must be positive if SHADCORR = PERFORM.")
@@ -324,13 +302,12 @@ def _do2d(im: Imset, extver: int, primary, info: ExposureInfo, plan: Plan, refs:
         else:
             sci, err, dq = _shade(sci, err, dq, refs["SHADFILE"], g, im, info.exptime)
         trailer.switch("shadcorr", COMPLETE)
-    if first and plan.shadcorr != OMIT and update_switch(primary, "SHADCORR", shad_flag):
-        if shad_flag != IGNORED:
-            ref_history(primary, refs["SHADFILE"], table=False)
+    if first and plan.shadcorr != OMIT:
+        image_step_history(primary, "SHADCORR", shad_flag, refs["SHADFILE"])
 
     # -- PHOTCORR ----------------------------------------------------------------------
     trailer.message("\n")
-    trailer.switch("photcorr", _shown(plan.photcorr))
+    trailer.switch("photcorr", shown_state(plan.photcorr))
     photmode = photometry.build_photmode(info.detector, info.obstype, info.filter1, info.filter2,
                                          info.expstart, info.lrfwave)
     put_str(im.sci_hdr, "PHOTMODE", photmode, "list of components")
@@ -357,10 +334,6 @@ def _do2d(im: Imset, extver: int, primary, info: ExposureInfo, plan: Plan, refs:
         trailer.warn(stats.note)
     write_statistics(im.sci_hdr, im.err_hdr, stats)
     return im.replace(sci=sci, err=err, dq=dq)
-
-
-def _shown(state: str) -> str:
-    return "SKIPPED" if state in (DUMMY, IGNORED) else state
 
 
 def _amp_layout(info: ExposureInfo, g: ImsetInfo, params, shape) -> ccd.AmpLayout:

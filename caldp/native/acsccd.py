@@ -13,19 +13,16 @@ import numpy as np
 from astropy.io import fits
 
 from . import ccd, fitsread, overscan, postsm4, sink
-from .bookkeeping import (COMPLETE, DUMMY, OMIT, PERFORM, add_history, put_float, put_int,
-                          put_str, ref_history, update_switch)
+from .bookkeeping import (COMPLETE, DUMMY, IGNORED, OMIT, PERFORM, add_history, put_float, put_int,
+                          put_str, ref_history, shown_state, to_short, update_switch)
 from .errors import CalibrationError
-from .exposure import ExposureInfo, Switches, raise_missing, reference, step_state
+from .exposure import (ExposureInfo, Switches, known_reference, raise_missing, reference,
+                       require_ccdtab, step_state)
 from .imageio import Exposure, Imset
-from .refs import RefFile, RefSet, corner_and_bin, cut_reference, find_alignment, read_ref_image
+from .refs import (RefFile, RefSet, corner_and_bin, cut_reference, find_alignment, find_chip_extver,
+                   read_ref_image)
 from .tables import CCDParams, OverscanLayout, read_bpixtab, read_ccdtab, read_oscntab
 from .trailer import Trailer
-
-
-def to_short(value: int) -> int:
-    """An int as a C short (SDQFLAGS default 65535 is -1: every bit)."""
-    return ((int(value) + 32768) % 65536) - 32768
 
 
 @dataclass
@@ -83,12 +80,10 @@ def noise_message(trailer: Trailer, params: CCDParams, bias_levels: bool, indent
         trailer.message("   default bias levels =" + joined(levels))
 
 
-def run_ccd_stage(exposure: Exposure, info: ExposureInfo, sw: Switches, refs: RefSet,
-                  env: dict[str, str] | None, trailer: Trailer, version: str,
-                  output_name: str) -> Exposure:
-    """Run ACSCCD on every imset; returns the trimmed exposure (blv_tmp)."""
-    primary = exposure.primary
-    trailer.begin("ACSCCD", version)
+def begin_stage(trailer: Trailer, label: str, version: str, exposure: Exposure,
+                info: ExposureInfo, output_name: str) -> None:
+    """The opening lines of ACSCCD's and ACS2D's trailer sections."""
+    trailer.begin(label, version)
     trailer.filename("input", exposure.path.name)
     trailer.filename("output", output_name)
     trailer.message(f"Trying to open {exposure.path.name}...\n"
@@ -96,26 +91,65 @@ def run_ccd_stage(exposure: Exposure, info: ExposureInfo, sw: Switches, refs: Re
     trailer.message(f"APERTURE {info.aperture}\nFILTER1 {info.filter1}\n"
                     f"FILTER2 {info.filter2}\nDETECTOR {info.detector}")
 
+
+def flag_bad_pixels(dq: np.ndarray, bpix: RefFile, info: ExposureInfo, g: ImsetInfo,
+                    trailer: Trailer) -> np.ndarray:
+    """DQICORR's BPIXTAB flags for one imset (with calacs.e's place-holder message)."""
+    rows = read_bpixtab(bpix, info.ccdamp, info.ccdgain, g.chip)
+    ltv0 = (g.ltv[0] + g.ltm[0] - 1.0, g.ltv[1] + g.ltm[1] - 1.0)
+    dq, placeholder = ccd.apply_bad_pixel_table(dq, rows, ltv0)
+    if placeholder:
+        trailer.warn("No rows from BPIXTAB applied to DQ array.")
+        trailer.message("Inserting single-pixel DQ place-holder at (1,1).")
+    return dq
+
+
+def dqicorr_history(primary: fits.Header, bpix: RefFile | None, saturation_checked: bool) -> None:
+    """Mark DQICORR done (SKIPPED for a dummy BPIXTAB) and add its HISTORY lines."""
+    bpix_exists = bpix is not None and bpix.exists
+    if update_switch(primary, "DQICORR", DUMMY if (bpix_exists and bpix.dummy) else PERFORM):
+        if saturation_checked:
+            add_history(primary, "  values checked for saturation")
+        if bpix_exists:
+            add_history(primary, "  DQ array initialized ...")
+            ref_history(primary, bpix, table=True)
+
+
+def image_refinfo(trailer: Trailer, ref: RefFile) -> None:
+    """The trailer lines naming an image reference: name, PEDIGREE, DESCRIP."""
+    trailer.refinfo(ref.keyword.lower(), ref.name, ref.pedigree, ref.descrip)
+
+
+def image_step_history(primary: fits.Header, key: str, flag: str, ref: RefFile) -> None:
+    """UpdateSwitch, then the reference's HISTORY unless the step was IGNORED."""
+    if update_switch(primary, key, flag) and flag != IGNORED:
+        ref_history(primary, ref, table=False)
+
+
+def run_ccd_stage(exposure: Exposure, info: ExposureInfo, sw: Switches, refs: RefSet,
+                  env: dict[str, str] | None, trailer: Trailer, version: str,
+                  output_name: str) -> Exposure:
+    """Run ACSCCD on every imset; returns the trimmed exposure (blv_tmp)."""
+    primary = exposure.primary
+    begin_stage(trailer, "ACSCCD", version, exposure, info, output_name)
+
     # -- GetACSFlags: states and the references ACSCCD itself insists on.
     missing: list[str] = []
-    ccdtab = refs.get("CCDTAB") or refs.add(reference(primary, "CCDTAB", env))
-    if not ccdtab.exists:
-        missing.append(f"CCDTAB `{ccdtab.name}'")
-    elif ccdtab.dummy:
-        missing.append(f"CCDTAB `{ccdtab.name}' is a dummy table")
-    oscntab = refs.get("OSCNTAB") or refs.add(reference(primary, "OSCNTAB", env))
+    ccdtab = known_reference(refs, primary, "CCDTAB", env)
+    require_ccdtab(ccdtab, missing)
+    oscntab = known_reference(refs, primary, "OSCNTAB", env)
     if not oscntab.exists and oscntab.given:
         missing.append(f"OSCNTAB `{oscntab.name}'")
     dqi = OMIT
     if sw.perform("DQICORR"):
-        bpix = refs.get("BPIXTAB") or refs.add(reference(primary, "BPIXTAB", env))
+        bpix = known_reference(refs, primary, "BPIXTAB", env)
         if not bpix.exists and bpix.given:
             missing.append(f"BPIXTAB `{bpix.name}'")
         dqi = step_state(sw, "DQICORR", bpix)
     bias = OMIT
     satufile = None
     if sw.perform("BIASCORR"):
-        biasfile = refs.get("BIASFILE") or refs.add(reference(primary, "BIASFILE", env))
+        biasfile = known_reference(refs, primary, "BIASFILE", env)
         if not biasfile.exists:
             missing.append(f"BIASFILE `{biasfile.name}'")
         bias = step_state(sw, "BIASCORR", biasfile)
@@ -156,7 +190,7 @@ def run_ccd_stage(exposure: Exposure, info: ExposureInfo, sw: Switches, refs: Re
 
     # -- DQICORR ------------------------------------------------------------------
     trailer.message("\n")
-    trailer.switch("dqicorr", dqi if dqi != DUMMY else "SKIPPED")
+    trailer.switch("dqicorr", shown_state(dqi))
     if dqi != OMIT and refs.get("BPIXTAB") is not None:
         b = refs["BPIXTAB"]
         trailer.refinfo("dqitab", b.name, b.pedigree, b.descrip, b.descrip2)
@@ -167,33 +201,19 @@ def run_ccd_stage(exposure: Exposure, info: ExposureInfo, sw: Switches, refs: Re
             dq = ccd.flag_atod_saturation(im.sci, dq, p.atod_saturate)
             bpix = refs.get("BPIXTAB")
             if dqi == PERFORM and bpix is not None and bpix.exists:
-                rows = read_bpixtab(bpix, info.ccdamp, info.ccdgain, g.chip)
-                ltv0 = (g.ltv[0] + g.ltm[0] - 1.0, g.ltv[1] + g.ltm[1] - 1.0)
-                dq, placeholder = ccd.apply_bad_pixel_table(dq, rows, ltv0)
-                if placeholder:
-                    trailer.warn("No rows from BPIXTAB applied to DQ array.")
-                    trailer.message("Inserting single-pixel DQ place-holder at (1,1).")
+                dq = flag_bad_pixels(dq, bpix, info, g, trailer)
         work.append(im.replace(dq=dq))
     # Drop every reference to superseded arrays: a WFC chip is 85 MB.
     im = dq = imsets = None
     trailer.switch("dqicorr", COMPLETE)
     if dqi != OMIT:
-        bpix = refs.get("BPIXTAB")
-        flag = PERFORM
-        if bpix is not None and bpix.exists and bpix.dummy:
-            flag = DUMMY
-        if update_switch(primary, "DQICORR", flag):
-            add_history(primary, "  values checked for saturation")
-            if bpix is not None and bpix.exists:
-                add_history(primary, "  DQ array initialized ...")
-                ref_history(primary, bpix, table=True)
+        dqicorr_history(primary, refs.get("BPIXTAB"), saturation_checked=True)
 
     # -- BIASCORR -----------------------------------------------------------------
     trailer.message("\n")
-    trailer.switch("biascorr", bias if bias != DUMMY else "SKIPPED")
+    trailer.switch("biascorr", shown_state(bias))
     if bias != OMIT:
-        b = refs["BIASFILE"]
-        trailer.refinfo("biasfile", b.name, b.pedigree, b.descrip)
+        image_refinfo(trailer, refs["BIASFILE"])
     if bias == PERFORM:
         for k, (g, im) in enumerate(zip(ginfo, work)):
             ref = read_ref_image(refs["BIASFILE"], g.chip)
@@ -203,8 +223,8 @@ def run_ccd_stage(exposure: Exposure, info: ExposureInfo, sw: Switches, refs: Re
             work[k] = im.replace(sci=sci, err=err, dq=dq)
             del ref, cut, im, sci, err, dq      # a full-frame bias is large
     trailer.switch("biascorr", COMPLETE)
-    if bias != OMIT and update_switch(primary, "BIASCORR", bias):
-        ref_history(primary, refs["BIASFILE"], table=False)
+    if bias != OMIT:
+        image_step_history(primary, "BIASCORR", bias, refs["BIASFILE"])
 
     # -- conversion to electrons ---------------------------------------------------
     layouts_amp = []
@@ -220,7 +240,7 @@ def run_ccd_stage(exposure: Exposure, info: ExposureInfo, sw: Switches, refs: Re
 
     # -- BLEVCORR -------------------------------------------------------------------
     trailer.message("\n")
-    trailer.switch("blevcorr", blev if blev != DUMMY else "SKIPPED")
+    trailer.switch("blevcorr", shown_state(blev))
     if blev != OMIT:
         trailer.refinfo("oscntab", oscntab.name, oscntab.pedigree, oscntab.descrip)
     blev_levels = [0.0] * 4
@@ -272,17 +292,16 @@ def run_ccd_stage(exposure: Exposure, info: ExposureInfo, sw: Switches, refs: Re
 
     # -- SINKCORR (WFC sink pixels, on the untrimmed frame) ------------------------
     trailer.message("\n")
-    trailer.switch("sinkcorr", _shown_state(sink_state))
+    trailer.switch("sinkcorr", shown_state(sink_state))
     if sink_state != OMIT:
-        r = refs["SNKCFILE"]
-        trailer.refinfo("snkcfile", r.name, r.pedigree, r.descrip)
+        image_refinfo(trailer, refs["SNKCFILE"])
     if sink_state == PERFORM:
         for k, (g, im) in enumerate(zip(ginfo, work)):
             work[k] = im.replace(dq=_sink(im, g, refs["SNKCFILE"]))
         im = None
         trailer.switch("sinkcorr", COMPLETE)
-    if sink_state != OMIT and update_switch(primary, "SINKCORR", sink_state):
-        ref_history(primary, refs["SNKCFILE"], table=False)
+    if sink_state != OMIT:
+        image_step_history(primary, "SINKCORR", sink_state, refs["SNKCFILE"])
 
     # -- output: trim what BLEVCORR allows -------------------------------------------
     out = []
@@ -409,13 +428,11 @@ def _full_well(im: Imset, g: ImsetInfo, satufile: RefFile, layout: OverscanLayou
     return dq
 
 
-def _shown_state(state: str) -> str:
-    return "SKIPPED" if state == DUMMY else state
-
-
 def _sink(im: Imset, g: ImsetInfo, snkcfile: RefFile) -> np.ndarray:
     """SinkDetect for one imset; the reference is an untrimmed full frame."""
-    extver = find_sink_extver(snkcfile.hdus, g.chip, snkcfile.name)
+    # DetSinkChip: SCI,n for n up to NEXTEND (not NEXTEND/3) with the chip.
+    nextend = int(snkcfile.hdus[0].header.get("NEXTEND", 1))
+    extver = find_chip_extver(snkcfile.hdus, g.chip, snkcfile.name, last=nextend)
     hdu = fitsread.find_hdu(snkcfile.hdus, ("SCI", extver))
     ref = fitsread.image_data(hdu, np.float32)
     align = find_alignment(im.sci_hdr, im.shape, hdu.header, ref.shape)
@@ -428,19 +445,6 @@ def _sink(im: Imset, g: ImsetInfo, snkcfile: RefFile) -> np.ndarray:
     cut = ref[y0:y0 + ny, x0:x0 + nx]
     dq, _ = sink.flag_sink_pixels(im.sci, im.dq, cut, downward=extver != 1)
     return dq
-
-
-def find_sink_extver(hdus, chip: int, name: str) -> int:
-    """DetSinkChip: SCI,n for n up to NEXTEND (not NEXTEND/3) with the chip."""
-    nextend = int(hdus[0].header.get("NEXTEND", 1))
-    for n in range(1, nextend + 1):
-        try:
-            hdr = fitsread.find_hdu(hdus, ("SCI", n)).header
-        except KeyError:
-            break
-        if int(hdr.get("CCDCHIP", 1)) == chip:
-            return n
-    raise CalibrationError(f"No Reference Data found for chip {chip} in {name}")
 
 
 def _trim(im: Imset, layout: OverscanLayout) -> Imset:

@@ -23,6 +23,11 @@ IGNORED = "IGNORED"
 SKIPPED = "SKIPPED"
 
 
+def to_short(value: int) -> int:
+    """An int as a C short (SDQFLAGS default 65535 is -1: every bit)."""
+    return ((int(value) + 32768) % 65536) - 32768
+
+
 def as_float32(value: float) -> float:
     """A Python float holding exactly the C float calacs.e would write."""
     return float("%.8g" % float(np.float32(value)))
@@ -65,6 +70,11 @@ def header_switch(header: fits.Header, key: str) -> str:
     if value in (PERFORM, COMPLETE):
         return value
     return OMIT
+
+
+def shown_state(state: str) -> str:
+    """A step state as the trailer shows it: DUMMY and IGNORED steps are SKIPPED."""
+    return SKIPPED if state in (DUMMY, IGNORED) else state
 
 
 def update_switch(header: fits.Header, key: str, flag: str) -> bool:
@@ -142,17 +152,31 @@ def image_statistics(sci, err, dq, sdqflags: int) -> ImageStats:
     )
 
 
-def write_statistics(sci_hdr: fits.Header, err_hdr: fits.Header, stats: ImageStats) -> None:
+# doStat's keywords: (SCI or ERR header, keyword, ImageStats field, comment), in writing order.
+_STATISTICS_KEYWORDS = (
+    ("sci", "GOODMIN", "goodmin", "minimum good data value"),
+    ("sci", "GOODMAX", "goodmax", "maximum good data value"),
+    ("sci", "GOODMEAN", "goodmean", "average of good data values"),
+    ("sci", "SNRMIN", "snrmin", "minimum S/N of good data values"),
+    ("sci", "SNRMAX", "snrmax", "maximum S/N of good data values"),
+    ("sci", "SNRMEAN", "snrmean", "mean S/N of good data values"),
+    ("err", "GOODMIN", "errmin", "minimum sigma for good data"),
+    ("err", "GOODMAX", "errmax", "maximum sigma for good data"),
+    ("err", "GOODMEAN", "errmean", "average of sigma for good data"),
+)
+
+
+def write_statistics(sci_hdr: fits.Header, err_hdr: fits.Header, stats: ImageStats, *,
+                     put_int=put_int, put_float=put_float) -> None:
+    """NGOODPIX and, when there are good pixels, the GOOD*/SNR* keywords.
+
+    ``put_int``/``put_float`` write one keyword; the combination step passes its own, which
+    format the cards as acssum/acsrej do.
+    """
     put_int(sci_hdr, "NGOODPIX", stats.ngoodpix, "number of good pixels")
     put_int(err_hdr, "NGOODPIX", stats.ngoodpix, "number of good pixels")
     if stats.ngoodpix == 0:
         return
-    put_float(sci_hdr, "GOODMIN", stats.goodmin, "minimum good data value")
-    put_float(sci_hdr, "GOODMAX", stats.goodmax, "maximum good data value")
-    put_float(sci_hdr, "GOODMEAN", stats.goodmean, "average of good data values")
-    put_float(sci_hdr, "SNRMIN", stats.snrmin, "minimum S/N of good data values")
-    put_float(sci_hdr, "SNRMAX", stats.snrmax, "maximum S/N of good data values")
-    put_float(sci_hdr, "SNRMEAN", stats.snrmean, "mean S/N of good data values")
-    put_float(err_hdr, "GOODMIN", stats.errmin, "minimum sigma for good data")
-    put_float(err_hdr, "GOODMAX", stats.errmax, "maximum sigma for good data")
-    put_float(err_hdr, "GOODMEAN", stats.errmean, "average of sigma for good data")
+    headers = {"sci": sci_hdr, "err": err_hdr}
+    for which, key, field, comment in _STATISTICS_KEYWORDS:
+        put_float(headers[which], key, getattr(stats, field), comment)

@@ -23,6 +23,7 @@ from astropy.io import fits
 from .acs2d import run_2d_stage
 from .acsccd import run_ccd_stage
 from .bookkeeping import put_str
+from .combine import combine_association
 from .errors import CalibrationError
 from .exposure import ExposureInfo, Switches, check_references_exist, needed_references
 from .imageio import Exposure, read_exposure, write_product
@@ -37,7 +38,6 @@ class NothingToDo(CalibrationError):
         super().__init__(message, exit_status=0)
 
 
-CCD_STAGE_SWITCHES = ("DQICORR", "ATODCORR", "BIASCORR", "BLEVCORR", "SINKCORR")
 CCD_2D_SWITCHES = ("DARKCORR", "FLSHCORR", "FLATCORR", "SHADCORR", "PHOTCORR")
 MAMA_2D_SWITCHES = ("DQICORR", "GLINCORR", "LFLGCORR", "DARKCORR", "FLSHCORR", "FLATCORR",
                     "SHADCORR", "PHOTCORR")
@@ -178,8 +178,12 @@ def _calibrate(raw_path: Path, flt_path: Path, root: str, env: dict[str, str], t
 
 # -- associations -------------------------------------------------------------------
 
-def read_association(asn_path: Path) -> tuple[list[str], list[tuple[str, str]]]:
-    """(present EXP-* member names, all (MEMNAME, MEMTYPE) rows)."""
+def _present_exposures(asn_path: Path) -> list[str]:
+    """The MEMNAMEs of the table's present EXP-* rows.
+
+    Unlike association.read_association (used for the combination step), absent members are
+    skipped here rather than refused.
+    """
     try:
         with fits.open(asn_path, memmap=False) as hdul:
             table = hdul[1].data
@@ -188,8 +192,7 @@ def read_association(asn_path: Path) -> tuple[list[str], list[tuple[str, str]]]:
             present = [bool(p) for p in table["MEMPRSNT"]]
     except (OSError, KeyError, IndexError, ValueError) as exc:
         raise CalibrationError(f"Can't read association table `{asn_path.name}': {exc}") from exc
-    members = [n for n, t, p in zip(names, types, present) if t.startswith("EXP") and p]
-    return members, list(zip(names, types))
+    return [n for n, t, p in zip(names, types, present) if t.startswith("EXP") and p]
 
 
 def calibrate_association(asn_path: Path, *, jref: str | None = None,
@@ -218,7 +221,7 @@ def calibrate_association(asn_path: Path, *, jref: str | None = None,
         if not asn_path.exists():
             raise CalibrationError(f"Input file `{name}' not found.")
         trl.message(f"Trying to open {name}...")
-        members, _rows = read_association(asn_path)
+        members = _present_exposures(asn_path)
         trl.message(f"Read in Primary header from {name}...")
         if not members:
             raise CalibrationError(f"No present EXP members in association `{name}'.")
@@ -243,29 +246,13 @@ def calibrate_association(asn_path: Path, *, jref: str | None = None,
             finally:
                 member_trl.write(raw.with_name(f"{member.lower()}.tra"))
             outputs.append(flt)
-        combine = _combiner(trl)
-        if combine is not None:
-            trl.message(f"Building association products for {name}")
-            outputs.extend(combine(asn_path, list(outputs)) or [])
-            if log is not None:
-                log(f"CALACS completion for {name}")
-            return outputs
+        trl.message(f"Building association products for {name}")
+        # combine_association writes the product and association trailers itself.
+        outputs.extend(combine_association(asn_path, list(outputs)))
     except CalibrationError as exc:
         trl.error(exc.message)
         trl.write(tra_path)
         raise
-    trl.message("\n")
-    trl.end("CALACS")
-    trl.message(f"CALACS completion for {name}")
-    trl.write(tra_path)
+    if log is not None:
+        log(f"CALACS completion for {name}")
     return outputs
-
-
-def _combiner(trl: Trailer):
-    """caldp.native.combine.combine_association, when that module is available."""
-    try:
-        from .combine import combine_association
-    except ImportError:
-        trl.message("caldp.native.combine is not available; association products were not built.")
-        return None
-    return combine_association

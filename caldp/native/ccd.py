@@ -25,7 +25,6 @@ from .errors import CalibrationError
 from .tables import BadPixelRows
 
 # DQ bits (acsdq.h)
-DATAREJECT = 4
 SATPIXEL = 256
 CALIBDEFECT = 512
 ATODSAT_FLAG = 2048
@@ -274,7 +273,3 @@ def init_ccd_errors(sci, err, layout: AmpLayout, readnoise_only: bool = False):
             e = err[rows, cols]
             out[rows, cols] = np.sqrt((signal[rows, cols] + rn * rn) + e * e)
     return out
-
-
-#: ccdproc-style name for the A-to-D saturation flagging of DQICORR.
-flag_saturation = flag_atod_saturation

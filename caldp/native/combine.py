@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,14 +56,13 @@ from .association import (
     locate_members,
     read_association,
 )
+from .bookkeeping import image_statistics, to_short, write_statistics
 from .errors import CalibrationError
+from .trailer import begin_lines, clock, end_lines
+from .version import VERSION_STRING as CALACS_VERSION  # every native trailer names the same version
 
 log = logging.getLogger("caldp.native.combine")
 
-try:  # every native trailer names the same program version
-    from .version import VERSION_STRING as CALACS_VERSION
-except ImportError:  # pragma: no cover - the calibrator's version module is absent
-    CALACS_VERSION = "10.5.0 (16-Mar-2026)"
 EXT_PER_IMSET = 3
 _ALL_DQ_BITS = -1  # acssum's default SDQFLAGS (65535 seen as a signed short)
 
@@ -285,7 +283,7 @@ def _make_summed_product(inputs: list[Path], output: Path, product: Product) -> 
         summed.writeto(output)
         lines = _block_header("ACSSUM", inputs, output, exposures[0][0].header, _count_imsets(exposures[0]))
     lines += _make_product_spt(inputs, output, product.memtype)
-    return [*lines, "", "", *_end_lines("ACSSUM")]
+    return [*lines, "", "", *end_lines("ACSSUM")]
 
 
 def _make_rejected_product(inputs: list[Path], output: Path, product: Product) -> list[str]:
@@ -311,7 +309,7 @@ def _make_rejected_product(inputs: list[Path], output: Path, product: Product) -
     lines = ["", "", _labelled("CRCORR", "PERFORM"), *result.trailer_lines]
     lines += _make_product_spt(inputs, output, product.memtype)
     lines += [_labelled("CRCORR", "COMPLETE")]
-    return [*_begin_lines("ACSREJ"), *lines, "", "", *_end_lines("ACSREJ")]
+    return [*begin_lines("ACSREJ", CALACS_VERSION), *lines, "", "", *end_lines("ACSREJ")]
 
 
 def _flag_member(exposure: fits.HDUList, masks, product: fits.HDUList) -> dict[int, np.ndarray]:
@@ -445,31 +443,11 @@ def _new_imset(template: fits.HDUList, extver: int, sci, err, dq) -> list[fits.I
 
 def _put_statistics(imset: list[fits.ImageHDU], sdqflags: int) -> None:
     """NGOODPIX, GOODMIN/MAX/MEAN and SNRMIN/MAX/MEAN over good pixels with ERR > 0 (doStat)."""
-    sci_header, err_header = imset[0].header, imset[1].header
     # calacs.e compares as 16-bit shorts: SDQFLAGS 65535 (or -1) means every bit.
-    good = (imset[2].data.astype(np.int32) & 0xFFFF & (int(sdqflags) & 0xFFFF)) == 0
-    good &= imset[1].data > 0
-    n_good = int(np.count_nonzero(good))
-    _put(sci_header, "NGOODPIX", n_good, "number of good pixels")
-    _put(err_header, "NGOODPIX", n_good, "number of good pixels")
-    if n_good == 0:
+    stats = image_statistics(imset[0].data, imset[1].data, imset[2].data, to_short(sdqflags))
+    if stats.ngoodpix == 0:
         log.warning("All output pixels either flagged as bad or ERR <= 0.")
-        return
-    value = imset[0].data[good].astype(np.float64)
-    sigma = imset[1].data[good].astype(np.float64)
-    snr = value / sigma
-    for header, key, number, comment in (
-        (sci_header, "GOODMIN", value.min(), "minimum good data value"),
-        (sci_header, "GOODMAX", value.max(), "maximum good data value"),
-        (sci_header, "GOODMEAN", value.mean(), "average of good data values"),
-        (sci_header, "SNRMIN", snr.min(), "minimum S/N of good data values"),
-        (sci_header, "SNRMAX", snr.max(), "maximum S/N of good data values"),
-        (sci_header, "SNRMEAN", snr.mean(), "mean S/N of good data values"),
-        (err_header, "GOODMIN", sigma.min(), "minimum sigma for good data"),
-        (err_header, "GOODMAX", sigma.max(), "maximum sigma for good data"),
-        (err_header, "GOODMEAN", sigma.mean(), "average of sigma for good data"),
-    ):
-        _put_float(header, key, number, comment)
+    write_statistics(imset[0].header, imset[1].header, stats, put_int=_put, put_float=_put_float)
 
 
 def _check_rejection_inputs(headers: list[fits.Header]) -> None:
@@ -545,23 +523,6 @@ def _rootname(filename: str) -> str:
 # --------------------------------------------------------------------------------- trailers
 
 
-# calacs.e prints local time with its zone; caldp's native trailers always use UTC.
-def _now() -> str:
-    return time.strftime("%d-%b-%Y %H:%M:%S UTC", time.gmtime())
-
-
-def _clock() -> str:
-    return time.strftime("%H:%M:%S UTC", time.gmtime())
-
-
-def _begin_lines(task: str) -> list[str]:
-    return ["", f"CALBEG*** {task} -- Version {CALACS_VERSION} ***", f"Begin    {_now()}"]
-
-
-def _end_lines(task: str) -> list[str]:
-    return [f"End      {_now()}", "", f"*** {task} complete ***"]
-
-
 def _labelled(label: str, text: str) -> str:
     """calacs.e pads a trailer label to 8 characters, then one blank."""
     return f"{label:<8} {text}"
@@ -569,7 +530,7 @@ def _labelled(label: str, text: str) -> str:
 
 def _block_header(task, inputs, output, header, n_imsets) -> list[str]:
     """The start of acssum's trailer block (its end is added with the SPT messages)."""
-    lines = _begin_lines(task)
+    lines = begin_lines(task, CALACS_VERSION)
     lines += [_labelled("Input", p.name) for p in inputs]
     lines += [_labelled("Output", output.name)]
     lines += [
@@ -580,8 +541,8 @@ def _block_header(task, inputs, output, header, n_imsets) -> list[str]:
     ]
     for extver in range(1, n_imsets + 1):
         # acssum prints the statistics step's blank message between Begin and End.
-        lines += [_labelled(f"Imset {extver}", f"Begin {_clock()}"), "", ""]
-        lines += [_labelled(f"Imset {extver}", f"End {_clock()}")]
+        lines += [_labelled(f"Imset {extver}", f"Begin {clock()}"), "", ""]
+        lines += [_labelled(f"Imset {extver}", f"End {clock()}")]
     return lines
 
 
@@ -628,15 +589,15 @@ def _append_association_trailer(asn_path: Path, association: Association, flts, 
     if dither is None:
         lines.append("Warning    No DTH product name specified. No product created.")
     else:
-        lines += _begin_lines("ACSDTH")
+        lines += begin_lines("ACSDTH", CALACS_VERSION)
         lines += [
             "The task DrizzlePac needs to be run in order to generate",
             "a geometrically corrected, drizzle-combined product.",
             "See https://www.stsci.edu/scientific-community/software/drizzlepac for more details.",
         ]
         lines += _make_product_spt(inputs, directory / f"{dither.name}_dth.fits", dither.memtype)
-        lines += _end_lines("ACSDTH")
+        lines += end_lines("ACSDTH")
         _mark_product_present(asn_path, dither.row)
     if finish:
-        lines += ["", "", *_end_lines("CALACS"), f"CALACS completion for {association.rootname}_asn.fits"]
+        lines += ["", "", *end_lines("CALACS"), f"CALACS completion for {association.rootname}_asn.fits"]
     _append(directory / f"{association.rootname}.tra", _concatenated(sources) + "\n".join(lines) + "\n")

@@ -16,7 +16,7 @@ import numpy as np
 
 
 def scale_reference(sci: np.ndarray, err: np.ndarray, factor: float):
-    """Multiply a reference's SCI and ERR by a C-float constant (multk2d)."""
+    """Multiply SCI and ERR by a C-float constant (multk2d); also GLINCORR's scaling."""
     k = np.float32(factor)
     if k == np.float32(1.0):
         return sci, err

@@ -14,6 +14,7 @@ from astropy.io import fits
 
 from .bookkeeping import DUMMY, OMIT, PERFORM, header_switch
 from .errors import CalibrationError
+from .fitsread import header_str
 from .refs import RefFile, RefSet, open_reference
 from .trailer import Trailer
 
@@ -35,11 +36,6 @@ def _required(header: fits.Header, key: str, filename: str):
     if key not in header:
         raise CalibrationError(f"Keyword `{key}' not found in {filename}.")
     return header[key]
-
-
-def _string(header: fits.Header, key: str, default: str = "") -> str:
-    value = header.get(key, default)
-    return default if value is None else str(value).strip()
 
 
 @dataclass
@@ -84,17 +80,17 @@ class ExposureInfo:
         info = cls(filename=filename, rootname=rootname, detector=detector)
         if detector not in ("SBC", "HRC", "WFC"):
             raise CalibrationError(f"DETECTOR = {detector} is invalid")
-        info.aperture = _string(header, "APERTURE").upper()
-        info.obstype = _string(header, "OBSTYPE")
-        info.jwrotype = _string(header, "JWROTYPE").upper()
-        info.filter1 = _string(header, "FILTER1")
-        info.filter2 = _string(header, "FILTER2")
+        info.aperture = header_str(header, "APERTURE").upper()
+        info.obstype = header_str(header, "OBSTYPE")
+        info.jwrotype = header_str(header, "JWROTYPE").upper()
+        info.filter1 = header_str(header, "FILTER1")
+        info.filter2 = header_str(header, "FILTER2")
         info.exptime = float(_required(header, "EXPTIME", filename))
         info.expstart = float(_required(header, "EXPSTART", filename))
         info.expend = float(_required(header, "EXPEND", filename))
         info.nextend = int(header.get("NEXTEND", 3))
         info.subarray = bool(_required(header, "SUBARRAY", filename))
-        info.targname = _string(header, "TARGNAME")
+        info.targname = header_str(header, "TARGNAME")
         info.lrfwave = float(header.get("LRFWAVE", -1.0))
         if detector != "SBC":
             info.ccdamp = str(_required(header, "CCDAMP", filename)).strip().upper()
@@ -102,7 +98,7 @@ class ExposureInfo:
             info.ccdofst = tuple(int(header.get(f"CCDOFST{a}", 3)) for a in "ABCD")
             info.binaxis = (int(header.get("BINAXIS1", 1)), int(header.get("BINAXIS2", 1)))
             info.flashdur = float(header.get("FLASHDUR", 0.0))
-            info.flashstatus = _string(header, "FLASHSTA").upper()
+            info.flashstatus = header_str(header, "FLASHSTA").upper()
             info.darktime = float(header.get("DARKTIME", 0.0))
             if not info.ccdamp or any(c not in "ABCD" for c in info.ccdamp):
                 raise CalibrationError(f"CCDAMP = `{info.ccdamp}' is invalid. Must be in 'ABCD'")
@@ -170,7 +166,21 @@ def needed_references(info: ExposureInfo, sw: Switches, nimages: int = 1) -> lis
 
 
 def reference(header: fits.Header, key: str, env: dict[str, str] | None) -> RefFile:
-    return open_reference(key, _string(header, key), env, is_table=key in TABLE_KEYWORDS)
+    return open_reference(key, header_str(header, key), env, is_table=key in TABLE_KEYWORDS)
+
+
+def known_reference(refs: RefSet, header: fits.Header, key: str,
+                    env: dict[str, str] | None) -> RefFile:
+    """The reference ``refs`` already holds for ``key``, or else ``key`` opened and added."""
+    return refs.get(key) or refs.add(reference(header, key, env))
+
+
+def require_ccdtab(ccdtab: RefFile, missing: list[str]) -> None:
+    """GetACSFlags/Get2dFlags: a CCDTAB that does not open, or is a dummy, is missing."""
+    if not ccdtab.exists:
+        missing.append(f"CCDTAB `{ccdtab.name}'")
+    elif ccdtab.dummy:
+        missing.append(f"CCDTAB `{ccdtab.name}' is a dummy table")
 
 
 def check_references_exist(header: fits.Header, keys: list[str], detector: str,
@@ -221,4 +231,5 @@ def step_state(sw: Switches, key: str, ref: RefFile | None = None) -> str:
 
 
 __all__ = ["ExposureInfo", "Switches", "needed_references", "check_references_exist",
-           "raise_missing", "step_state", "reference", "NOT_APPLIED", "SWITCH_KEYWORDS"]
+           "raise_missing", "step_state", "reference", "known_reference", "require_ccdtab",
+           "NOT_APPLIED", "SWITCH_KEYWORDS"]

@@ -55,9 +55,12 @@ def _parse_value(text: str):
 class Header(dict):
     """Keyword -> value (first occurrence wins, like hstio's findKw)."""
 
-    def get_str(self, key: str, default: str = "") -> str:
-        value = self.get(key, default)
-        return default if value is None else str(value).strip()
+
+def header_str(header, key: str, default: str = "") -> str:
+    """A keyword of a Header (or an astropy header) as a stripped string; absent or
+    undefined values give ``default``."""
+    value = header.get(key, default)
+    return default if value is None else str(value).strip()
 
 
 @dataclass

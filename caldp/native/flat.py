@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ccd import CALIBDEFECT
+from .dark import scale_reference
 from .errors import CalibrationError
 
 
@@ -114,9 +115,7 @@ def expand_binned(sci, err, dq, binx: int, biny: int):
 
 def shading_factor(shad_sci, shad_err, exptime: float):
     """1 + SHADFILE / EXPTIME (and its error), as doShad builds it."""
-    k = np.float32(1.0 / exptime)
-    if k != np.float32(1.0):
-        shad_sci, shad_err = k * shad_sci, k * shad_err
+    shad_sci, shad_err = scale_reference(shad_sci, shad_err, 1.0 / exptime)
     return np.float32(1.0) + shad_sci, shad_err
 
 
@@ -145,7 +144,3 @@ def expand_in_sections(sci, err, dq, rx: int, ry: int, x0: int, y0: int, shape,
         j += lines_per_section
     return (np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows]),
             np.concatenate([r[2] for r in rows]))
-
-
-#: ccdproc-style name for one flat-field division.
-flat_correct = divide_flat

@@ -4,7 +4,7 @@
   count rate.  The observed rate is GLOBRATE; the true rate x solves
   y = x exp(-tau x) and is found, like calacs.e, with exactly three Newton
   steps from x = y.  The image is skipped (GLOBLIM=EXCEEDED) when GLOBRATE
-  is above GLOBAL_LIMIT.
+  is above GLOBAL_LIMIT.  (The scaling itself is dark.scale_reference.)
 * LFLGCORR ORs DQ 256 into a disc of radius EXPAND around every pixel whose
   counts exceed LOCAL_LIMIT * EXPTIME.
 * The error array of a MAMA image is max(1, sqrt(counts)).
@@ -29,14 +29,6 @@ def global_linearity_ratio(globrate: float, tau: float) -> float:
         e = math.exp(-tau * x)
         x = x + (y - x * e) / ((1.0 - tau * x) * e)
     return x / y
-
-
-def correct_global_linearity(sci, err, ratio: float):
-    """Scale SCI and ERR by the (C float) linearity ratio."""
-    k = np.float32(ratio)
-    if k == np.float32(1.0):
-        return sci, err
-    return k * sci, k * err
 
 
 def flag_local_nonlinearity(sci, dq, local_limit: float, exptime: float, expand: float):

@@ -293,7 +293,3 @@ def trim_overscan(array: np.ndarray, layout: OverscanLayout) -> np.ndarray:
     """The illuminated region: TRIMX/TRIMY columns and rows removed."""
     ny, nx = array.shape
     return array[layout.trimy[0]:ny - layout.trimy[1], layout.trimx[0]:nx - layout.trimx[1]]
-
-
-#: ccdproc-style name: fit the overscan of one chip and return the corrected array.
-fit_overscan = subtract_overscan

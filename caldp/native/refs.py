@@ -27,8 +27,6 @@ from astropy.io import fits
 from . import fitsread
 from .errors import CalibrationError
 
-NOT_GIVEN = ("", "N/A")
-
 
 def got_filename(name: str | None) -> bool:
     """calacs.e's GotFileName: blank and ``N/A`` mean "no file"."""
@@ -87,8 +85,8 @@ def open_reference(keyword: str, name: str, env: dict[str, str] | None = None,
         return ref
     ref.exists = True
     header = ref.hdus[0].header
-    ref.pedigree = header.get_str("PEDIGREE")
-    ref.descrip = header.get_str("DESCRIP")
+    ref.pedigree = fitsread.header_str(header, "PEDIGREE")
+    ref.descrip = fitsread.header_str(header, "DESCRIP")
     return ref
 
 
@@ -105,10 +103,15 @@ class RefImage:
     extver: int = 1
 
 
-def find_chip_extver(hdus: list, chip: int, name: str = "") -> int:
-    """DetCCDChip: EXTVER of the first SCI extension with the science CCDCHIP."""
-    ngroups = int(hdus[0].header.get("NEXTEND", 3)) // 3
-    for extver in range(1, ngroups + 1):
+def find_chip_extver(hdus: list, chip: int, name: str = "", last: int | None = None) -> int:
+    """DetCCDChip: EXTVER of the first SCI extension with the science CCDCHIP.
+
+    SCI,1 to SCI,``last`` are searched; ``last`` is NEXTEND/3 unless given (DetSinkChip
+    searches up to NEXTEND).
+    """
+    if last is None:
+        last = int(hdus[0].header.get("NEXTEND", 3)) // 3
+    for extver in range(1, last + 1):
         try:
             hdr = fitsread.find_hdu(hdus, ("SCI", extver)).header
         except KeyError:

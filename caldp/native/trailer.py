@@ -20,12 +20,25 @@ ERROR_PREFIX = "ERROR:    "
 
 
 def timestamp() -> str:
-    """Date and time in calacs.e's ``Begin``/``End`` line format (UTC)."""
+    """Date and time in calacs.e's ``Begin``/``End`` line format.
+
+    calacs.e prints local time with its zone; caldp's native trailers always use UTC.
+    """
     return time.strftime("%d-%b-%Y %H:%M:%S UTC", time.gmtime())
 
 
 def clock() -> str:
     return time.strftime("%H:%M:%S UTC", time.gmtime())
+
+
+def begin_lines(label: str, version: str) -> list[str]:
+    """The lines that open a task's section (prinfo.c's PrBegin)."""
+    return ["", f"CALBEG*** {label} -- Version {version} ***", f"Begin    {timestamp()}"]
+
+
+def end_lines(label: str) -> list[str]:
+    """The lines that close a task's section (PrEnd)."""
+    return [f"End      {timestamp()}", "", f"*** {label} complete ***"]
 
 
 class Trailer:
@@ -57,10 +70,10 @@ class Trailer:
 
     # -- calacs.e's recurring message shapes (prinfo.c) -------------------
     def begin(self, label: str, version: str) -> None:
-        self.message(f"\nCALBEG*** {label} -- Version {version} ***\nBegin    {timestamp()}")
+        self.extend(begin_lines(label, version))
 
     def end(self, label: str) -> None:
-        self.message(f"End      {timestamp()}\n\n*** {label} complete ***")
+        self.extend(end_lines(label))
 
     def filename(self, label: str, name: str) -> None:
         self.message(f"{label.capitalize():<8} {name}")

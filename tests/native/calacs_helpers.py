@@ -26,6 +26,25 @@ def golden(name: str) -> Path:
     return path
 
 
+def write_asn(path: Path, rows, detector: str = "HRC", instrument: str = "ACS") -> Path:
+    """A minimal ACS association table: rows of (MEMNAME, MEMTYPE, MEMPRSNT)."""
+    primary = fits.PrimaryHDU()
+    primary.header["INSTRUME"] = instrument
+    primary.header["DETECTOR"] = detector
+    primary.header["ASN_PROD"] = False
+    names, types, present = zip(*rows)
+    table = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="MEMNAME", format="14A", array=np.array(names)),
+            fits.Column(name="MEMTYPE", format="14A", array=np.array(types)),
+            fits.Column(name="MEMPRSNT", format="L", array=np.array(present)),
+        ],
+        name="ASN",
+    )
+    fits.HDUList([primary, table]).writeto(path)
+    return path
+
+
 def copy_tree(src: Path, dest: Path) -> Path:
     """Copy shared data into a writable temporary place (shared/ is read-only)."""
     shutil.copytree(src, dest, dirs_exist_ok=True)

@@ -1,13 +1,11 @@
 """Reading ACS association tables the way calacs.e groups and combines their members."""
 
 import logging
-import os
-from pathlib import Path
 
-import numpy as np
 import pytest
 from astropy.io import fits
 
+from calacs_helpers import shared_dir, write_asn
 from caldp.native.association import (
     AssociationError,
     Combination,
@@ -16,29 +14,6 @@ from caldp.native.association import (
     locate_members,
     read_association,
 )
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("CALDP_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
-
-
-def write_asn(path: Path, rows, detector="HRC", instrument="ACS") -> Path:
-    """A minimal ACS association table: rows of (MEMNAME, MEMTYPE, MEMPRSNT)."""
-    primary = fits.PrimaryHDU()
-    primary.header["INSTRUME"] = instrument
-    primary.header["DETECTOR"] = detector
-    primary.header["ASN_PROD"] = False
-    names, types, present = zip(*rows)
-    table = fits.BinTableHDU.from_columns(
-        [
-            fits.Column(name="MEMNAME", format="14A", array=np.array(names)),
-            fits.Column(name="MEMTYPE", format="14A", array=np.array(types)),
-            fits.Column(name="MEMPRSNT", format="L", array=np.array(present)),
-        ],
-        name="ASN",
-    )
-    fits.HDUList([primary, table]).writeto(path)
-    return path
 
 
 def test_real_sbc_repeat_obs_table_sums_three_members_into_sfl():

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from calacs_helpers import write_asn
 from caldp.native.acsrej import RejectionError
 from caldp.native.association import MissingMemberError
 from caldp.native.combine import combine_association, flag_rejected_pixels
@@ -58,21 +59,9 @@ def write_flt(path, rootname, expstart, chips, chip_order=(1, 2), **switches):
     fits.HDUList(hdus).writeto(path)
 
 
-def write_asn(path, product_present=False):
-    primary = fits.PrimaryHDU()
-    primary.header.update({"INSTRUME": "ACS", "DETECTOR": "WFC", "ASN_PROD": False})
-    names = [m.upper() for m in MEMBERS] + ["J8ZZ01011"]
-    types = ["EXP-CRJ"] * 3 + ["PROD-CRJ"]
-    present = [True, True, True, product_present]
-    table = fits.BinTableHDU.from_columns(
-        [
-            fits.Column(name="MEMNAME", format="14A", array=np.array(names)),
-            fits.Column(name="MEMTYPE", format="14A", array=np.array(types)),
-            fits.Column(name="MEMPRSNT", format="L", array=np.array(present)),
-        ],
-        name="ASN",
-    )
-    fits.HDUList([primary, table]).writeto(path)
+def write_crsplit_asn(path):
+    rows = [(m.upper(), "EXP-CRJ", True) for m in MEMBERS] + [("J8ZZ01011", "PROD-CRJ", False)]
+    write_asn(path, rows, detector="WFC")
 
 
 @pytest.fixture()
@@ -108,7 +97,7 @@ def crsplit_dir(tmp_path, monkeypatch):
         spt = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros(4, np.int16), name="UDL")])
         spt[0].header.update({"ROOTNAME": member, "NEXTEND": 1, "FILENAME": f"{member}_spt.fits"})
         spt.writeto(tmp_path / f"{member}_spt.fits")
-    write_asn(tmp_path / "j8zz01010_asn.fits")
+    write_crsplit_asn(tmp_path / "j8zz01010_asn.fits")
     refs = tmp_path / "refs"
     refs.mkdir()
     write_crrejtab(refs / "synth_crr.fits")
@@ -203,7 +192,7 @@ def test_shutter_shading_inside_acsrej_is_refused(tmp_path, monkeypatch):
     chips = {c: (np.ones(SHAPE, np.float32), np.ones(SHAPE, np.float32), np.zeros(SHAPE, np.int16)) for c in (1, 2)}
     for member, expstart in zip(MEMBERS, EXPSTARTS):
         write_flt(tmp_path / f"{member}_flt.fits", member, expstart, chips, SHADCORR="PERFORM")
-    write_asn(tmp_path / "j8zz01010_asn.fits")
+    write_crsplit_asn(tmp_path / "j8zz01010_asn.fits")
     with pytest.raises(RejectionError, match="SHADCORR"):
         run(tmp_path)
     assert not (tmp_path / "j8zz01011_crj.fits").exists()
@@ -226,14 +215,8 @@ def test_pure_dither_association_makes_no_pixels_but_closes_its_trailer(tmp_path
         (tmp_path / f"{member}.tra").write_text(f"trailer of {member}\n")
     spt = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros(4, np.int16), name="UDL")])
     spt.writeto(tmp_path / f"{MEMBERS[0]}_spt.fits")
-    primary = fits.PrimaryHDU()
-    primary.header.update({"INSTRUME": "ACS", "DETECTOR": "WFC", "ASN_PROD": False})
-    table = fits.BinTableHDU.from_columns([
-        fits.Column(name="MEMNAME", format="14A", array=np.array([m.upper() for m in MEMBERS[:2]] + ["J8ZZ01010"])),
-        fits.Column(name="MEMTYPE", format="14A", array=np.array(["EXP-DTH", "EXP-DTH", "PROD-DTH"])),
-        fits.Column(name="MEMPRSNT", format="L", array=np.array([True, True, False])),
-    ])
-    fits.HDUList([primary, table]).writeto(tmp_path / "j8zz01010_asn.fits")
+    rows = [(m.upper(), "EXP-DTH", True) for m in MEMBERS[:2]] + [("J8ZZ01010", "PROD-DTH", False)]
+    write_asn(tmp_path / "j8zz01010_asn.fits", rows, detector="WFC")
 
     made = combine_association(tmp_path / "j8zz01010_asn.fits", [tmp_path / f"{m}_flt.fits" for m in MEMBERS[:2]])
     assert made == []

@@ -4,20 +4,15 @@ The golden's own member flts (calacs.e's) are combined here, so any difference i
 association step's alone.
 """
 
-import os
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
+from calacs_helpers import shared_dir
 from caldp.native.combine import CombineError, combine_association
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("CALDP_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
 
 
 GOLDEN = shared_dir() / "golden" / "acs-sbc-jbz504020"
