@@ -76,10 +76,18 @@ def drizzle(inputs, instrument, settings, env, metrics):
         )
     args = ["-n", str(settings.drizzle_processes)] if program.args[:1] == ("-n",) else list(program.args)
     argv = [executable, *args, *files]
+    program_env = {**dict(program.environment), **env}
+    alignment = [k for k, v in program.environment if program_env[k] == v]
+    if alignment:
+        log.info("stage 2: absolute astrometric alignment skipped (%s)", ", ".join(f"{k}=off" for k in alignment))
     log.info("stage 2: %s on %s", program.executable, " ".join(files))
-    run = run_program(argv, cwd=inputs.directory, env=env)
+    run = run_program(argv, cwd=inputs.directory, env=program_env)
     metrics.add_program("drizzle", run, kind="pypi")
     check_exit(run, program, ExitCode.STAGE2_ERROR, program.executable)
+    if program.expected_product and not any(inputs.directory.glob(program.expected_product)):
+        detail = f": {run.last_error_line}" if run.last_error_line else ""
+        raise CaldpError(ExitCode.STAGE2_ERROR,
+                         f"{program.executable} exited 0 but wrote no {program.expected_product} product{detail}")
     return StageOutcome(program.executable, "pypi", (run,))
 
 

@@ -25,6 +25,10 @@ class Program:
     native_module: str = ""
     # Header switch that must be PERFORM in the inputs for the program to run at all.
     switch: str = ""
+    # Environment defaults for the program (a value the caller exported wins).
+    environment: tuple = ()
+    # A glob that must match a product afterwards: some programs exit 0 after swallowing errors.
+    expected_product: str = ""
 
     def argv(self, files, executable=None):
         return [executable or self.executable, *self.args, *files]
@@ -56,6 +60,14 @@ RUNASTRODRIZ = Program(
     args=("-n", "1"),
     install_hint="pip install 'caldp[cal]' (drizzlepac)",
     switch="DRIZCORR",
+    # Absolute (Gaia) alignment queries web services that may hang without a timeout; off unless
+    # the operator turns it on by exporting these variables.
+    environment=(
+        ("ASTROMETRY_COMPUTE_APOSTERIORI", "off"),
+        ("ASTROMETRY_APPLY_APRIORI", "off"),
+        ("ASTROMETRY_STEP_CONTROL", "off"),
+    ),
+    expected_product="*_dr[zc].fits",
 )
 
 INSTRUMENTS = {

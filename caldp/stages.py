@@ -3,6 +3,7 @@
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,9 @@ log = logging.getLogger(__name__)
 
 # Process groups of running children, so SIGTERM to caldp can stop them (see stop_children).
 _RUNNING = set()
+# The programs' own error lines ("ERROR:  The following reference file is missing:" in calcos,
+# "ERROR: ..." in calacs.e) say more than the traceback's last line.
+_ERROR_LINE = re.compile(r"^\s*(ERROR|Error)\b[:\s]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,15 +55,20 @@ def run_program(argv, *, cwd, env, output_log=log):
     except FileNotFoundError as exc:
         raise CaldpError(ExitCode.GENERIC_ERROR, f"{argv[0]} could not be started: {exc}")
     _RUNNING.add(proc.pid)
-    last_error, last_line, memory_error = "", "", False
+    marked_error, continue_marked, last_error, last_line, memory_error = "", False, "", "", False
     try:
         for raw in proc.stdout:
             line = raw.decode("utf-8", errors="replace").rstrip()
             output_log.info("%s", line)
-            if line.strip():
-                last_line = line.strip()
+            text = line.strip()
+            if continue_marked and text:
+                marked_error, continue_marked = f"{marked_error} {text}", False
+            if text:
+                last_line = text
+            if not marked_error and _ERROR_LINE.match(line):
+                marked_error, continue_marked = text, text.endswith(":")
             if "error" in line.lower():
-                last_error = line.strip()
+                last_error = text
             memory_error = memory_error or "MemoryError" in line
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -75,7 +84,7 @@ def run_program(argv, *, cwd, env, output_log=log):
         wall_seconds=round(time.monotonic() - start, 3),
         cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
         max_rss_kb=int(usage.ru_maxrss),
-        last_error_line=last_error or last_line,
+        last_error_line=marked_error or last_error or last_line,
         memory_error_seen=memory_error,
     )
 

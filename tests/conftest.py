@@ -107,3 +107,43 @@ def standin_bin(tmp_path):
     # be installed (runastrodriz, calcos) must not be picked up instead.
     install.path = f"{bindir}{os.pathsep}/usr/bin{os.pathsep}/bin"
     return install
+
+
+HRC = ["j8bt05njq", "j8bt06o6q", "j6gp01mkq"]
+SBC_SINGLETON = "jbz504eoq"
+SBC_ASSOCIATION = ["jbz504020_asn.fits", "jbz504elq_raw.fits", "jbz504emq_raw.fits", "jbz504enq_raw.fits"]
+
+
+@pytest.fixture(scope="session")
+def acs_ref_cache(crds_cache, tmp_path_factory):
+    """A cache copy holding the golden references plus stand-ins for everything else ACS selects
+    (calacs.e's references via caldp.synthetic, runastrodriz's via tests/drizzle_references.py)."""
+    from astropy.io import fits
+
+    from caldp.references import assign_references, reference_environment
+    from caldp.synthetic import synthesize_acs_references
+
+    from .drizzle_references import synthesize_drizzle_references
+
+    cache = tmp_path_factory.mktemp("refcache") / "cache"
+    shutil.copytree(crds_cache, cache)
+    references = cache / "references" / "hst"
+    for golden in ("acs-hrc-j8bt05njq", "acs-sbc-jbz504eoq", "acs-sbc-jbz504020"):
+        for ref in shared_path("golden", golden, "refs").iterdir():
+            shutil.copyfile(ref, references / ref.name)
+    scratch = tmp_path_factory.mktemp("names")
+    raws = [f"{name}_raw.fits" for name in HRC + [SBC_SINGLETON]] + SBC_ASSOCIATION[1:]
+    copy_inputs(raws, scratch, "acs")
+    saved = dict(os.environ)
+    os.environ.update(offline_crds_env(cache))
+    try:
+        assign_references([scratch / r for r in raws], ref_env=reference_environment(cache))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    for raw in raws:
+        header = fits.getheader(scratch / raw)
+        header["SATUFILE"] = "jref$synth_hrc_sat.fits"
+        synthesize_acs_references(header, references)
+        synthesize_drizzle_references(header, references)
+    return cache

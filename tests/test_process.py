@@ -69,6 +69,7 @@ def test_acs_singleton_success(env, standin_bin, tmp_path):
     files = sorted(str(p.relative_to(out)) for p in product_dir.rglob("*") if p.is_file())
     assert files == [
         "data/acs/j8bt05njq/j8bt05njq.tra",
+        "data/acs/j8bt05njq/j8bt05njq_drz.fits",
         "data/acs/j8bt05njq/j8bt05njq_flt.fits",
         "data/acs/j8bt05njq/j8bt05njq_raw.fits",
         "data/acs/j8bt05njq/logs/metrics.json",
@@ -155,6 +156,28 @@ def test_missing_stage_program_is_23(env, tmp_path):
     out = tmp_path / "out"
     assert run("j8bt05njq", source, out, env) == 23
     _assert_failed(out, "j8bt05njq", 23, "calacs.e is not installed")
+
+
+def test_runastrodriz_without_product_is_24(env, standin_bin, tmp_path):
+    """runastrodriz swallows some errors and exits 0: no _drz product means stage 2 failed."""
+    standin_bin("calacs.e")
+    standin_bin("runastrodriz")
+    (standin_bin.dir / "runastrodriz").write_text(
+        (standin_bin.dir / "runastrodriz").read_text().replace("exec", "STANDIN_PRODUCTS=0 exec"))
+    source = copy_inputs(["j8bt05njq_raw.fits"], tmp_path / "in", "acs")
+    out = tmp_path / "out"
+    assert run("j8bt05njq", source, out, env) == 24
+    _assert_failed(out, "j8bt05njq", 24, "wrote no *_dr[zc].fits product")
+
+
+def test_alignment_is_off_for_runastrodriz_unless_exported(env, standin_bin, tmp_path):
+    standin_bin("calacs.e")
+    standin_bin("runastrodriz")
+    env["ASTROMETRY_APPLY_APRIORI"] = "on"
+    source = copy_inputs(["j8bt05njq_raw.fits"], tmp_path / "in", "acs")
+    assert run("j8bt05njq", source, tmp_path / "out", env) == 0
+    log = (tmp_path / "out/data/acs/j8bt05njq/logs/process.log").read_text()
+    assert "absolute astrometric alignment skipped (ASTROMETRY_COMPUTE_APOSTERIORI=off, ASTROMETRY_STEP_CONTROL=off)" in log
 
 
 def test_missing_runastrodriz_is_24(env, standin_bin, tmp_path):

@@ -4,6 +4,7 @@
 Driven by environment variables:
   STANDIN_RECORD    append a JSON line {"argv", "cwd", "env"} to this file
   STANDIN_PRODUCTS  "1": for each input <root>_raw.fits write <root>_flt.fits and <root>.tra
+                    (runastrodriz: <root>_drz.fits)
   STANDIN_EXIT      exit with this status (after printing an ERROR line when non-zero)
   STANDIN_SIGNAL    kill itself with this signal number
   STANDIN_SLEEP     sleep this many seconds first (for SIGTERM tests)
@@ -26,6 +27,12 @@ if os.environ.get("STANDIN_SLEEP"):
     time.sleep(float(os.environ["STANDIN_SLEEP"]))
 if os.environ.get("STANDIN_SIGNAL"):
     os.kill(os.getpid(), int(os.environ["STANDIN_SIGNAL"]))
+if os.environ.get("STANDIN_PRODUCTS") == "1" and name.startswith("runastrodriz"):
+    from astropy.io import fits
+
+    for arg in sys.argv[1:]:
+        if arg.endswith(".fits"):
+            fits.PrimaryHDU().writeto(arg.split("_")[0] + "_drz.fits")
 if os.environ.get("STANDIN_PRODUCTS") == "1" and not name.startswith("runastrodriz"):
     import glob
 
