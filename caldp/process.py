@@ -9,6 +9,7 @@ exit code. Instrument differences come from caldp.instruments, storage from cald
 import argparse
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -161,17 +162,40 @@ class DatasetRun:
 def run(dataset_text, input_text="file:.", output_text="file:.", environ=None):
     """Calibrate one dataset; return its ExitCode."""
     command = f"caldp-process {dataset_text} {input_text} {output_text}"
+    destination = None
     try:
         settings = Settings.from_environ(environ)
+        destination = output_storage(parse_location(output_text, role="output"))
         dataset = DatasetId.parse(dataset_text)
         source = input_storage(parse_location(input_text, role="input"))
-        destination = output_storage(parse_location(output_text, role="output"))
+    except CaldpError as error:  # before a run exists: no products, just say why
+        report_early_failure(error, dataset_text, destination)
+        return error.code
+    try:
         with destination.lock(dataset):
             return DatasetRun(dataset, source, destination, settings, command).execute()
-    except CaldpError as error:  # before a run exists: nothing to publish, just say why
+    except CaldpError as error:  # locked by another run: that run's messages are not ours to touch
         log.error("%s", error.cause)
         log.error("%s", explain(error.code))
         return error.code
+    except OSError as exc:  # the output root itself cannot be written (lock file)
+        error = CaldpError(ExitCode.S3_UPLOAD_ERROR, f"output {output_text} is not writable: {exc}")
+        log.error("%s", error.cause)
+        log.error("%s", explain(error.code))
+        return error.code
+
+
+def report_early_failure(error, dataset_text, destination):
+    """Log the cause; for a well-formed id (safe as a file name) also write dataset-error."""
+    log.error("%s", error.cause)
+    log.error("%s", explain(error.code))
+    name = str(dataset_text).strip().lower()
+    if destination is None or not re.fullmatch(r"[a-z][a-z0-9]{8}", name):
+        return
+    try:
+        destination.write_message(messages.ERROR, DatasetId(name, "unknown"), messages.error_lines(error))
+    except Exception as exc:
+        log.error("could not record the failure of %s in the output: %s", name, exc)
 
 
 def _terminate(signum, frame):

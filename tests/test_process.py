@@ -279,11 +279,15 @@ def test_simulated_errors(env, standin_bin, tmp_path, value, code):
 
 
 def test_bad_arguments_exit_2(env, tmp_path):
-    assert process.run("u2ab0101t", "file:.", f"file:{tmp_path}", environ=env) == 2
-    assert process.run("j8bt05njq", "http://x", f"file:{tmp_path}", environ=env) == 2
     assert process.run("j8bt05njq", "file:.", f"file:{tmp_path}", environ={**env, "CALDP_CAL": "fortran"}) == 2
+    assert process.run("j8bt05n/q", "file:.", f"file:{tmp_path}", environ=env) == 2
     assert process.main(["j8bt05njq", "a", "b", "c", "d"]) == 2
-    assert not (tmp_path / "messages").exists()
+    assert not (tmp_path / "messages").exists()  # no usable output or id: the cause is only logged
+    assert process.run("j8bt05njq", "http://x", f"file:{tmp_path}", environ=env) == 2
+    assert message(tmp_path, "dataset-error", "j8bt05njq")[2].startswith("cause: input location 'http://x'")
+    # A well-formed id of an instrument caldp does not calibrate still gets its error message.
+    assert process.run("U2AB0101T", "file:.", f"file:{tmp_path}", environ=env) == 2
+    assert message(tmp_path, "dataset-error", "u2ab0101t")[1] == "exit: 2 CMDLINE_ERROR"
 
 
 def test_input_problems_are_21(env, standin_bin, tmp_path):

@@ -101,6 +101,7 @@ class RefImage:
     dq: np.ndarray
     header: dict
     extver: int = 1
+    source: str = ""  # "PFLTFILE=jref$x_pfl.fits", so a failure can name the file
 
 
 def find_chip_extver(hdus: list, chip: int, name: str = "", last: int | None = None) -> int:
@@ -156,7 +157,7 @@ def read_ref_image(ref: RefFile, chip: int, sci_only: bool = False) -> RefImage:
             dq = _plane(ref.hdus, "DQ", extver, sci.shape, np.int16)
     except (OSError, KeyError, ValueError) as exc:
         raise CalibrationError(f"Can't read {ref.keyword} `{ref.name}': {exc}") from exc
-    return RefImage(sci=sci, err=err, dq=dq, header=hdr, extver=extver)
+    return RefImage(sci=sci, err=err, dq=dq, header=hdr, extver=extver, source=f"{ref.keyword}={ref.name}")
 
 
 # -- geometry (GetCorner / FindLine / FindBin) -----------------------------
@@ -227,9 +228,10 @@ def cut_reference(ref: RefImage, align: Alignment, shape: tuple[int, int],
     this; a cut-out that falls outside the reference is a size mismatch.
     """
     ny, nx = shape
+    which = f" ({ref.source})" if ref.source else ""
     if align.same_size:
         if ref.sci.shape[0] < ny or ref.sci.shape[1] != nx:
-            raise CalibrationError(f"({step}) size mismatch: reference is "
+            raise CalibrationError(f"({step}) size mismatch: reference{which} is "
                                    f"{ref.sci.shape[1]}x{ref.sci.shape[0]}, science is {nx}x{ny}.")
         if ref.sci.shape[0] == ny:
             return ref
@@ -240,10 +242,10 @@ def cut_reference(ref: RefImage, align: Alignment, shape: tuple[int, int],
                 or y0 + ny > ref.sci.shape[0]):
             raise CalibrationError(
                 f"({step}) size mismatch: subset at ({x0 + 1},{y0 + 1}) of size {nx}x{ny} "
-                f"is out of bounds of the {ref.sci.shape[1]}x{ref.sci.shape[0]} reference.")
+                f"is out of bounds of the {ref.sci.shape[1]}x{ref.sci.shape[0]} reference{which}.")
         sl = (slice(y0, y0 + ny), slice(x0, x0 + nx))
     return RefImage(sci=ref.sci[sl], err=ref.err[sl], dq=ref.dq[sl], header=ref.header,
-                    extver=ref.extver)
+                    extver=ref.extver, source=ref.source)
 
 
 # -- tables -------------------------------------------------------------------

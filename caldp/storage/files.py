@@ -79,6 +79,11 @@ class FileStorage:
         tmp.write_text(messages.render(state, dataset, lines))
         os.replace(tmp, path)
 
+    def has_message(self, state, dataset):
+        """True when caldp's own `state` message for the dataset exists."""
+        path = self.root / "messages" / state / dataset.name
+        return path.is_file() and messages.written_by_caldp(path.read_text(errors="replace"))
+
     def remove_message(self, state, dataset):
         """Remove a message only if caldp wrote it; downstream tools own theirs."""
         path = self.root / "messages" / state / dataset.name

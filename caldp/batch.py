@@ -1,0 +1,242 @@
+"""caldp-batch: many datasets, each through the real caldp-process, N at a time.
+
+    caldp-batch <ids-file | id ...> [input] [output] [config] --workers N [--force]
+
+Each dataset runs as its own caldp-process (its own work directory, lock and messages), so
+concurrent datasets sharing one output root never touch each other's files. Datasets already
+in messages/dataset-processed/ are skipped unless --force. The exit status is 0 only if every
+dataset succeeded (or was skipped).
+"""
+
+import argparse
+import concurrent.futures
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from pathlib import Path
+
+from . import messages
+from .dataset import DatasetId
+from .exit_codes import CaldpError, ExitCode, to_exit_code
+from .locations import parse_location
+
+_LOCATION = re.compile(r"^(file:|s3://|astroquery:?$)", re.IGNORECASE)
+
+
+@dataclasses.dataclass
+class DatasetResult:
+    dataset: str
+    status: str  # processed | failed | skipped
+    exit_code: int
+    wall_seconds: float = 0.0
+    max_rss_kb: int = 0
+
+    @property
+    def exit_name(self):
+        code = to_exit_code(self.exit_code)
+        return code.name if code is not None else "UNKNOWN"
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchRequest:
+    datasets: tuple
+    input: str = "file:."
+    output: str = "file:."
+    config: str = "caldp-config-onsite"
+
+
+def parse_request(positionals):
+    """Split positionals into ids (or an ids file), then input, output and config.
+
+    Ids are 9-character dataset names; a positional naming an existing file that is not a
+    location is a file of ids (one per line, '#' comments). Locations come in input, output order.
+    """
+    ids, locations, rest = [], [], []
+    for arg in positionals:
+        if _LOCATION.match(arg):
+            locations.append(arg)
+        elif not locations and re.fullmatch(r"[A-Za-z][A-Za-z0-9]{8}", arg):
+            ids.append(arg.lower())
+        elif not locations and Path(arg).is_file():
+            ids.extend(read_ids_file(Path(arg)))
+        else:
+            rest.append(arg)
+    if not ids:
+        raise CaldpError(ExitCode.CMDLINE_ERROR, "no dataset ids given")
+    if len(locations) > 2 or len(rest) > 1:
+        raise CaldpError(ExitCode.CMDLINE_ERROR, f"unexpected arguments: {' '.join(locations[2:] + rest[1:])}")
+    for name in ids:
+        DatasetId.parse(name)  # fail before anything runs
+    unique = tuple(dict.fromkeys(ids))
+    return BatchRequest(unique, *(locations + ["file:.", "file:."])[:2], *(rest or ["caldp-config-onsite"]))
+
+
+def read_ids_file(path):
+    ids = []
+    for line in path.read_text().splitlines():
+        text = line.split("#", 1)[0].strip()
+        ids.extend(text.split())
+    return [i.lower() for i in ids]
+
+
+def already_processed(output, dataset):
+    """True when caldp's own dataset-processed message for the dataset is in the output."""
+    from .storage import output_storage
+
+    location = parse_location(output, role="output")
+    return output_storage(location).has_message(messages.PROCESSED, DatasetId.parse(dataset))
+
+
+def run_one(dataset, request, env):
+    """Run caldp-process for one dataset; its rusage covers the whole process tree it waited for."""
+    command = [_caldp_process(), dataset, request.input, request.output, request.config]
+    start = time.monotonic()
+    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    if code < 0:  # caldp-process itself was killed: SIGKILL is the memory class
+        code = int(ExitCode.CONTAINER_MEMORY_ERROR if -code == 9 else ExitCode.GENERIC_ERROR)
+    return DatasetResult(dataset, "processed" if code == 0 else "failed", code,
+                         round(time.monotonic() - start, 2), int(usage.ru_maxrss))
+
+
+def _caldp_process():
+    """The caldp-process installed with this caldp (pip puts scripts in the interpreter's scripts dir)."""
+    installed = Path(sysconfig.get_path("scripts")) / "caldp-process"
+    return str(installed) if installed.exists() else (shutil.which("caldp-process") or "caldp-process")
+
+
+class Progress:
+    """One line per finished dataset, and a bar redrawn in place on a terminal."""
+
+    def __init__(self, total, stream=None):
+        self.total, self.done, self.stream = total, 0, stream or sys.stderr
+        self.lock = threading.Lock()
+
+    def update(self, result):
+        with self.lock:
+            self.done += 1
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            bar = "#" * filled + "-" * (width - filled)
+            self.stream.write(f"[{bar}] {self.done}/{self.total} {result.dataset} {result.status} "
+                              f"({result.exit_code} {result.exit_name}, {result.wall_seconds:.1f} s)\n")
+            self.stream.flush()
+
+
+def run_local(request, workers, force=False, env=None, progress=None):
+    env = dict(os.environ if env is None else env)
+    results, todo = {}, []
+    for dataset in request.datasets:
+        if not force and already_processed(request.output, dataset):
+            results[dataset] = DatasetResult(dataset, "skipped", 0)
+        else:
+            todo.append(dataset)
+    progress = progress or Progress(len(todo))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(run_one, d, request, env): d for d in todo}
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            results[result.dataset] = result
+            progress.update(result)
+    return [results[d] for d in request.datasets]
+
+
+def summary_table(results):
+    header = f"{'dataset':<10} {'status':<10} {'exit':>4} {'name':<24} {'wall s':>8} {'peak RSS MB':>11}"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(f"{r.dataset:<10} {r.status:<10} {r.exit_code:>4} {r.exit_name:<24} "
+                     f"{r.wall_seconds:>8.1f} {r.max_rss_kb / 1024:>11.1f}")
+    counts = {s: sum(r.status == s for r in results) for s in ("processed", "skipped", "failed")}
+    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="caldp-batch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("positionals", nargs="+", metavar="ARG",
+                        help="ids or an ids file, then [input] [output] [config]")
+    parser.add_argument("--workers", type=int, default=1, help="datasets run at once (local)")
+    parser.add_argument("--force", action="store_true", help="rerun datasets already processed")
+    parser.add_argument("--aws-batch", metavar="QUEUE", help="submit one AWS Batch job per dataset to QUEUE")
+    parser.add_argument("--wait", action="store_true", help="with --aws-batch: follow the jobs, retrying memory failures")
+    parser.add_argument("--image", default=os.environ.get("CALDP_DOCKER_IMAGE", "caldp:latest"),
+                        help="with --aws-batch: the caldp image for the job definitions")
+    parser.add_argument("--poll-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
+    try:
+        args = parser.parse_args(argv)
+        request = parse_request(args.positionals)
+    except SystemExit as exc:
+        return 0 if exc.code == 0 else int(ExitCode.CMDLINE_ERROR)
+    except CaldpError as error:
+        print(f"caldp-batch: {error.cause}", file=sys.stderr)
+        return int(error.code)
+    if args.aws_batch:
+        return submit_to_aws(request, args)
+    results = run_local(request, args.workers, force=args.force)
+    print(summary_table(results))
+    return 0 if all(r.status != "failed" for r in results) else 1
+
+
+def dataset_features(dataset, input_location):
+    """Predictor features from local inputs; defaults where the inputs are remote."""
+    from . import aws_batch
+    from .instruments import INSTRUMENTS
+    from .locations import FileLocation
+    from .inputs import select_inputs
+
+    location = parse_location(input_location, role="input")
+    if isinstance(location, FileLocation) and location.path.is_dir():
+        ident = DatasetId.parse(dataset)
+        try:
+            inputs = select_inputs(ident, INSTRUMENTS[ident.instrument], location.path)
+        except CaldpError:
+            return aws_batch.Features()
+        return aws_batch.features_from_files(inputs.paths)
+    return aws_batch.Features()
+
+
+def submit_to_aws(request, args):
+    import boto3
+
+    from . import aws_batch
+    from .storage import output_storage
+
+    if not request.output.startswith("s3://"):
+        print("caldp-batch: --aws-batch needs an s3:// output", file=sys.stderr)
+        return int(ExitCode.CMDLINE_ERROR)
+    destination = output_storage(parse_location(request.output, role="output"))
+    todo = [d for d in request.datasets if args.force or not already_processed(request.output, d)]
+    client = boto3.client("batch")
+    aws_batch.ensure_job_definitions(client, args.image)
+    first = {d: aws_batch.first_bin(dataset_features(d, request.input)) for d in todo}
+
+    def record(tracked):
+        destination.write_message("batch-jobs", DatasetId.parse(tracked.dataset), tracked.record())
+
+    tracked = aws_batch.run_aws(client, args.aws_batch, todo, request.output, first, wait=args.wait,
+                                record=record, poll_seconds=args.poll_seconds)
+    print(aws_summary_table(tracked))
+    return 0 if all(t.state in ("submitted", "running", "succeeded") for t in tracked) else 1
+
+
+def aws_summary_table(tracked):
+    from .aws_batch import MEMORY_BINS
+
+    header = f"{'dataset':<10} {'state':<10} {'bin GB':>6} {'tries':>5}  reason"
+    lines = [header, "-" * len(header)]
+    for t in tracked:
+        lines.append(f"{t.dataset:<10} {t.state:<10} {MEMORY_BINS[t.bin_index].gigabytes:>6} {t.tries:>5}  {t.reason}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
