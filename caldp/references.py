@@ -9,6 +9,8 @@ import dataclasses
 import logging
 import os
 import re
+import sys
+import tempfile
 from pathlib import Path
 
 from astropy.io import fits
@@ -141,7 +143,7 @@ def _run_bestrefs(paths, context, sync):
     from crds.bestrefs import BestrefsScript  # imported first: crds installs its console handler on import
     from crds.core import log as crds_log
 
-    with _crds_log_captured() as collector:
+    with _crds_log_captured() as collector, _caldp_download_plugin(os.environ):
         try:
             old = crds_log.set_verbose(0)
             try:
@@ -161,3 +163,28 @@ def _run_bestrefs(paths, context, sync):
     if error_count:
         return collector.errors or [f"{error_count} errors"]
     return []
+
+
+@contextlib.contextmanager
+def _caldp_download_plugin(environ):
+    """While bestrefs syncs from an S3 mirror, CRDS's `crds_s3_get` is caldp's plugin.
+
+    CRDS runs its plugin as `crds_s3_get <url> -d <path> -s <size> -c <sha1>` found on PATH; a
+    private directory first on PATH points that name at caldp.crds_plugin (boto3, verification,
+    retries with jitter) for the duration of the call only.
+    """
+    wanted = environ.get("CRDS_DOWNLOAD_MODE") == "plugin" and environ.get("CRDS_DOWNLOAD_PLUGIN", "").startswith(
+        "crds_s3_get")
+    if not wanted:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="caldp-crds-plugin-") as bindir:
+        shim = Path(bindir) / "crds_s3_get"
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m caldp.crds_plugin "$@"\n')
+        shim.chmod(0o755)
+        saved = os.environ.get("PATH", "")
+        os.environ["PATH"] = f"{bindir}{os.pathsep}{saved}"
+        try:
+            yield
+        finally:
+            os.environ["PATH"] = saved
