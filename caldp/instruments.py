@@ -48,6 +48,8 @@ class Instrument:
     header_edits: tuple = ()  # (keyword, value) set in every bestrefs input before stage 1
     dropped_suffixes: tuple = ()  # inputs that are not archived as outputs
     preview_suffixes: tuple = ()
+    # MAST productSubGroupDescription values of the calibration inputs (what astroquery: downloads).
+    mast_product_groups: tuple = ()
 
 
 HSTCAL_HINT = (
@@ -79,6 +81,7 @@ INSTRUMENTS = {
         stage1=Program("calacs.e", install_hint=HSTCAL_HINT, native_module="caldp.native"),
         stage2=RUNASTRODRIZ,
         preview_suffixes=("raw", "flt", "flc", "crj", "sfl", "drz", "drc"),
+        mast_product_groups=("ASN", "RAW"),
     ),
     "wfc3": Instrument(
         name="wfc3",
@@ -88,6 +91,7 @@ INSTRUMENTS = {
         stage1=Program("calwf3.e", install_hint=HSTCAL_HINT),
         stage2=RUNASTRODRIZ,
         preview_suffixes=("raw", "ima", "flt", "flc", "drz", "drc"),
+        mast_product_groups=("ASN", "RAW"),
     ),
     "stis": Instrument(
         name="stis",
@@ -97,6 +101,7 @@ INSTRUMENTS = {
         stage1=Program("cs0.e", args=("-tv",), inputs="raws_else_wavs", install_hint=HSTCAL_HINT),
         dropped_suffixes=("epc.fits",),
         preview_suffixes=("x1d", "sx1"),
+        mast_product_groups=("ASN", "RAW", "EPC", "TAG", "WAV"),
     ),
     "cos": Instrument(
         name="cos",
@@ -133,6 +138,10 @@ INSTRUMENTS = {
         # calcos draws random numbers for pulse-height/time dithering; a fixed seed makes reruns identical.
         header_edits=(("RANDSEED", 1),),
         preview_suffixes=("x1d", "x1dsum", "x1dsum1", "x1dsum2", "x1dsum3", "x1dsum4"),
+        mast_product_groups=(
+            "ASN", "RAW", "EPC", "SPT", "RAWACCUM", "RAWACCUM_A", "RAWACCUM_B", "RAWACQ",
+            "RAWTAG", "RAWTAG_A", "RAWTAG_B", "PHA_A", "PHA_B",
+        ),
     ),
 }
 

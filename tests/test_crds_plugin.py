@@ -97,7 +97,11 @@ def test_crds_syncs_through_caldps_plugin(s3_mirror, tmp_path, monkeypatch):
     caldp's plugin (size and sha1 from the cached download metadata) and refuses a corrupted one."""
     cache = tmp_path / "crds_cache"
     shutil.copytree(shared_path("crds-cache", "mappings"), cache / "mappings")
-    (cache / "config").mkdir()
+    (cache / "config" / "hst").mkdir(parents=True)
+    # The layout record, as in the mirror: crds keeps the first layout it saw in a process, so the
+    # cache must say the same or the file lands where caldp's *ref rule does not look.
+    shutil.copyfile(shared_path("crds-cache", "config", "hst", "ref_cache_subdir_mode"),
+                    cache / "config" / "hst" / "ref_cache_subdir_mode")
     for path in [cache, *cache.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     environment = aws_config_environment(cache)

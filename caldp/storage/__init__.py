@@ -5,7 +5,14 @@ Output side:  publish(dataset, result_dir) -> [relative paths]     (atomic repla
               publish_logs(dataset, logs_dir)                       (a failed run: logs only)
               write_message(state, dataset, lines) / remove_message(state, dataset)
               lock(dataset)                                         (one run per dataset and output root)
+              root                                                  (printable location, for the log)
+
+Backends:     file:<dir>            storage.files.FileStorage    (input and output)
+              s3://bucket/prefix    storage.s3.S3Storage         (input and output; needs boto3)
+              astroquery:           storage.mast.MastStorage     (input only; needs astroquery)
 """
+
+import importlib
 
 from ..exit_codes import CaldpError, ExitCode
 from ..locations import AstroqueryLocation, FileLocation, S3Location
@@ -17,9 +24,15 @@ def input_storage(location):
 
         return FileStorage(location.path)
     if isinstance(location, S3Location):
-        raise CaldpError(ExitCode.S3_DOWNLOAD_ERROR, f"S3 input ({location}) is not supported by this caldp version")
+        require("boto3", "aws", ExitCode.S3_DOWNLOAD_ERROR, location)
+        from .s3 import S3Storage
+
+        return S3Storage(location)
     if isinstance(location, AstroqueryLocation):
-        raise CaldpError(ExitCode.ASTROQUERY_ERROR, "astroquery: input is not supported by this caldp version")
+        require("astroquery", "mast", ExitCode.ASTROQUERY_ERROR, location)
+        from .mast import MastStorage
+
+        return MastStorage()
     raise TypeError(location)
 
 
@@ -29,5 +42,16 @@ def output_storage(location):
 
         return FileStorage(location.path)
     if isinstance(location, S3Location):
-        raise CaldpError(ExitCode.S3_UPLOAD_ERROR, f"S3 output ({location}) is not supported by this caldp version")
+        require("boto3", "aws", ExitCode.S3_UPLOAD_ERROR, location)
+        from .s3 import S3Storage
+
+        return S3Storage(location)
     raise TypeError(location)
+
+
+def require(module, extra, code, location):
+    """Fail with the backend's exit code and the install command when its client library is absent."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise CaldpError(code, f"{location} needs {module}: pip install 'caldp[{extra}]'")
