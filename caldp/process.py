@@ -16,6 +16,7 @@ import sys
 
 from . import __version__, messages
 from .calibration import calibrate, drizzle
+from .create_preview import make_previews
 from .dataset import DatasetId
 from .exit_codes import CaldpError, ExitCode, error_from_exception, explain, simulated_error
 from .inputs import select_inputs, verify_fits
@@ -83,6 +84,7 @@ class DatasetRun:
         self.ref_env = reference_environment(cache)
         self.env = {**settings.environ, **self.ref_env, "CRDS_PATH": str(cache)}
         self.provenance = {"dataset": dataset.name, "instrument": dataset.instrument, "caldp": __version__}
+        self.previews = None  # the make_previews step's PreviewReport, for metrics.json
 
     def recipe(self, workspace):
         inputs = self.step("fetch_inputs", ExitCode.INPUT_TAR_FILE_ERROR,
@@ -99,6 +101,9 @@ class DatasetRun:
         products = self.step("collect_products", ExitCode.GENERIC_ERROR,
                              collect_products, workspace.cal, self.instrument, workspace.result,
                              crds_context=references.context, environ=self.env)
+        # A preview that fails is logged and counted in metrics.json; it never fails the dataset.
+        self.previews = self.step("make_previews", ExitCode.CREATE_PREVIEWS_ERROR,
+                                  make_previews, workspace.result, self.instrument, environ=self.env)
         self.step("publish", ExitCode.S3_UPLOAD_ERROR, self.publish, workspace, products)
 
     def step(self, name, exit_code, function, *args, **kwargs):
@@ -129,8 +134,11 @@ class DatasetRun:
 
     def write_logs(self, workspace, exit_status):
         self.provenance["versions"] = package_versions()
+        extra = {"calibration": self.provenance.get("calibration", "")}
+        if self.previews is not None:
+            extra["previews"] = self.previews.as_dict()
         self.metrics.write(workspace.logs / "metrics.json", workspace.logs / "process_metrics.txt", exit_status,
-                           extra={"calibration": self.provenance.get("calibration", "")})
+                           extra=extra)
         write_provenance(workspace.logs / "provenance.json", **self.provenance)
 
     def publish(self, workspace, products):

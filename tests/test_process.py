@@ -76,6 +76,11 @@ def test_acs_singleton_success(env, standin_bin, tmp_path):
         "data/acs/j8bt05njq/logs/process.log",
         "data/acs/j8bt05njq/logs/process_metrics.txt",
         "data/acs/j8bt05njq/logs/provenance.json",
+        # the stand-in flt is a copy of the real raw, so both get real previews
+        "data/acs/j8bt05njq/previews/j8bt05njq_flt.jpg",
+        "data/acs/j8bt05njq/previews/j8bt05njq_flt_thumb.jpg",
+        "data/acs/j8bt05njq/previews/j8bt05njq_raw.jpg",
+        "data/acs/j8bt05njq/previews/j8bt05njq_raw_thumb.jpg",
     ]
     processed = message(out, "dataset-processed", "j8bt05njq")
     assert processed[0].startswith("# caldp ") and processed[1:] == files
@@ -90,7 +95,11 @@ def test_acs_singleton_success(env, standin_bin, tmp_path):
 
     metrics = json.loads((product_dir / "logs" / "metrics.json").read_text())
     assert [s["name"] for s in metrics["steps"]] == ["fetch_inputs", "assign_references", "calibrate", "drizzle",
-                                                       "collect_products", "publish"]
+                                                       "collect_products", "make_previews", "publish"]
+    # the stand-in drz is an empty primary HDU: its preview fails, and only the preview does
+    assert metrics["previews"]["made"] == 4
+    assert metrics["previews"]["failed"] == [{"product": "j8bt05njq_drz.fits",
+                                              "error": "j8bt05njq_drz.fits has no 2-D image (SCI or primary)"}]
     assert metrics["exit_status"] == 0 and metrics["calibration"] == "hstcal"
     assert [p["kind"] for p in metrics["programs"]] == ["hstcal", "pypi"]
     assert all(p["max_rss_kb"] > 0 and p["wall_seconds"] >= 0 for p in metrics["programs"])
