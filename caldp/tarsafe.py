@@ -25,6 +25,8 @@ def check_member(member):
         raise UnsafeArchive(f"device or fifo {name!r}")
     if not (member.isfile() or member.isdir()):
         raise UnsafeArchive(f"unsupported member type {name!r}")
+    if member.isfile() and PurePosixPath(name).name in ("", ".", ".."):
+        raise UnsafeArchive(f"file member without a name {name!r}")
 
 
 def extract_flat(archive, dest):

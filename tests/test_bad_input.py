@@ -301,3 +301,72 @@ def test_25_credentials_never_written(env, source, tmp_path):
         data = path.read_bytes()
         for value in (secret, key, "FwoGZXIvYXdzSESSIONTOKEN"):
             assert value.encode() not in data, f"{value[:6]}... leaked into {path}"
+
+
+# ------------------------------------------------ 17-19: S3 and MAST faults (local servers, real clients)
+from .servers.fixtures import faulty_s3, moto_url, s3_area, s3_env, serve_mast, subprocess_env  # noqa: E402,F401
+
+
+def s3_message(area, state, name):
+    keys = area.keys(area.outputs, "messages/")
+    key = f"messages/{state}/{name}"
+    return area.read(area.outputs, key).decode().splitlines() if key in keys else None
+
+
+def test_17_s3_bucket_missing(env, source, s3_env, tmp_path, caplog):
+    before = digest(source)
+    assert process.run("j8bt05njq", "s3://caldp-no-such-bucket-9c1e/in", f"file:{tmp_path / 'out'}", environ=env) == 26
+    assert_clean_failure(tmp_path / "out", "j8bt05njq", 26, "s3://caldp-no-such-bucket-9c1e/in", caplog=caplog)
+    assert process.run("j8bt05njq", f"file:{source}", "s3://caldp-no-such-bucket-9c1e/out", environ=env) == 25
+    assert any("caldp-no-such-bucket-9c1e" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert digest(source) == before
+
+
+def test_17_s3_access_denied(env, source, s3_env, faulty_s3, tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("CALDP_RETRY_ATTEMPTS", "2")
+    s3_env.put(s3_env.inputs, "j8bt05njq_raw.fits", (source / "j8bt05njq_raw.fits").read_bytes())
+    faulty_s3.fail("GET", r".*", status=403)
+    out = tmp_path / "out"
+    assert process.run("j8bt05njq", str(s3_env.inputs), f"file:{out}", environ=env) == 26
+    assert_clean_failure(out, "j8bt05njq", 26, "AccessDenied", caplog=caplog)
+    faulty_s3.clear()
+    assert_next_dataset_unaffected(source, out, env)
+
+
+def test_18_s3_5xx_during_upload_retried_then_25(env, source, s3_env, faulty_s3, tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("CALDP_RETRY_ATTEMPTS", "2")
+    faulty_s3.fail("PUT", r"/\.caldp-staging/.*_flt\.fits", times=1)  # once: retried and recovered
+    assert process.run("j8bt05njq", f"file:{source}", str(s3_env.outputs), environ=env) == 0
+    assert [s for m, p, s in faulty_s3.seen if m == "PUT" and p.endswith("_flt.fits") and s == 500]
+    assert s3_message(s3_env, "dataset-processed", "j8bt05njq")
+    faulty_s3.fail("PUT", r"/\.caldp-staging/.*_flt\.fits")  # always: 25, nothing reported processed
+    assert process.run("jbz504eoq", f"file:{source}", str(s3_env.outputs), environ=env) == 25
+    error = s3_message(s3_env, "dataset-error", "jbz504eoq")
+    assert error[1] == "exit: 25 S3_UPLOAD_ERROR" and "InternalError" in error[2]
+    assert s3_message(s3_env, "dataset-processed", "jbz504eoq") is None
+    assert not [k for k in s3_env.keys(s3_env.outputs) if "jbz504eoq_flt" in k or ".caldp-staging" in k]
+
+
+@pytest.mark.parametrize("fault", ["5xx", "timeout"])
+def test_19_mast_5xx_and_timeout_retried_then_22(env, tmp_path, caplog, fault):
+    pytest.importorskip("astroquery.mast", reason="astroquery: input needs astroquery: pip install 'caldp[mast]'")
+    from .conftest import run_caldp_process
+
+    served = copy_inputs(["jbz504eoq_raw.fits"], tmp_path / "served", "acs")
+    out = tmp_path / "out"
+    with serve_mast([served], tmp_path / "xdg") as mast:
+        name = "jbz504eoq_raw.fits"
+        if fault == "5xx":
+            mast.fail[name] = -1
+        else:
+            mast.stall[name] = 3
+        settings = {"CALDP_RETRY_ATTEMPTS": "2", "CALDP_RETRY_DELAY": "0.05", "CALDP_MAST_TIMEOUT": "1",
+                    "CALDP_HOME": str(tmp_path)}
+        result = run_caldp_process(["jbz504eoq", "astroquery:", f"file:{out}"], subprocess_env(env, mast.env, settings),
+                                   cwd=tmp_path, timeout=120)
+        attempts = mast.downloads(name)
+    assert result.returncode == 22, result.stderr[-2000:]
+    assert len(attempts) == 2  # retried once, then given up
+    error = (out / "messages" / "dataset-error" / "jbz504eoq").read_text().splitlines()
+    assert error[1] == "exit: 22 ASTROQUERY_ERROR" and "after 2 attempts" in error[2]
+    assert ("503" in error[2]) if fault == "5xx" else ("timed out" in error[2].lower() or "timeout" in error[2].lower())

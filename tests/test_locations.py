@@ -96,3 +96,34 @@ def test_member_check_fuzz(name, kind):
     assert kind in (tarfile.REGTYPE, tarfile.DIRTYPE)
     resolved = (Path("/dest") / name).resolve()
     assert str(resolved).startswith("/dest")
+
+
+_NAMES = st.lists(st.text(alphabet=st.sampled_from(list("ab./_")), min_size=1, max_size=10), min_size=1, max_size=4)
+_KINDS = st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_NAMES, _KINDS), min_size=1, max_size=4))
+def test_extract_flat_fuzz(tmp_path_factory, members):
+    """Whatever the archive holds, extraction either refuses it having written nothing, or writes
+    regular files only, directly inside the destination."""
+    base = tmp_path_factory.mktemp("fuzz")
+    archive = base / "x.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for parts, kind in members:
+            info = tarfile.TarInfo("/".join(parts))
+            info.type = kind
+            info.linkname = "../target" if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
+            data = b"payload" if kind == tarfile.REGTYPE else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data else None)
+    dest = base / "dest"
+    dest.mkdir()
+    outside_before = sorted(p.name for p in base.iterdir())
+    try:
+        written = extract_flat(archive, dest)
+    except UnsafeArchive:
+        assert list(dest.iterdir()) == []  # refused before anything was written
+    else:
+        assert all(p.parent == dest and p.is_file() and not p.is_symlink() for p in written)
+    assert sorted(p.name for p in base.iterdir()) == outside_before  # nothing escaped

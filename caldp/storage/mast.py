@@ -13,6 +13,7 @@ whole FITS) before it takes its final name. The MAST server is astroquery's conf
 
 import contextlib
 import logging
+import os
 import re
 import time
 import warnings
@@ -27,8 +28,16 @@ log = logging.getLogger("caldp.storage.mast")
 # HTTP statuses worth retrying; any other 4xx is the archive's final answer.
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 # requests has no session-wide timeout and astroquery passes none for downloads: a stalled server
-# would hang the run forever without this default (connect, read) in seconds.
+# would hang the run forever without this default (connect, read) in seconds. CALDP_MAST_TIMEOUT
+# sets the read timeout.
 DEFAULT_TIMEOUT = (30, 300)
+
+
+def request_timeout(environ=os.environ):
+    try:
+        return (DEFAULT_TIMEOUT[0], float(environ.get("CALDP_MAST_TIMEOUT", DEFAULT_TIMEOUT[1])))
+    except ValueError:
+        return DEFAULT_TIMEOUT
 
 
 class MastStorage:
@@ -138,10 +147,17 @@ def make_observations():
     import requests.adapters
     from astroquery.mast import ObservationsClass
 
+    timeout = request_timeout()
+
     class TimeoutAdapter(requests.adapters.HTTPAdapter):
+        # astroquery passes its own conf.timeout (600 s) to some calls: the tighter of the two wins.
         def send(self, request, **kwargs):
-            if kwargs.get("timeout") is None:
-                kwargs["timeout"] = DEFAULT_TIMEOUT
+            given = kwargs.get("timeout")
+            if given is None:
+                kwargs["timeout"] = timeout
+            else:
+                read = given[1] if isinstance(given, tuple) else given
+                kwargs["timeout"] = (timeout[0], min(float(read), timeout[1]) if read is not None else timeout[1])
             return super().send(request, **kwargs)
 
     observations = ObservationsClass()

@@ -21,6 +21,7 @@ are listed. `requests` records every call.
 import json
 import re
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -129,6 +130,7 @@ class MastServer:
         self.archive = archive
         self.fail = {}
         self.truncate = {}
+        self.stall = {}  # name -> seconds to wait before answering a GET (a server that stops answering)
         self.gone = set()
         self.requests = []  # (method, what): "invoke Mast.Caom.Filtered", "GET x_raw.fits 200", ...
         self.lock = threading.Lock()
@@ -149,6 +151,7 @@ class MastServer:
         with self.lock:
             self.fail.clear()
             self.truncate.clear()
+            self.stall.clear()
             self.gone.clear()
             self.requests.clear()
 
@@ -232,6 +235,10 @@ def _handler(server):
             if parsed.path != "/api/v0.1/Download/file" or path is None or name in server.gone:
                 server.record(self.command, f"{name or self.path} 404")
                 return self.send_error(404, "no such product")
+            if body and name in server.stall:
+                server.record("GET", f"{name} stalled")
+                time.sleep(server.stall[name])
+                return
             if body and server.take_fault(server.fail, name):
                 server.record("GET", f"{name} 503")
                 return self.send_error(503, "Service Unavailable")

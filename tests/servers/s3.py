@@ -159,7 +159,8 @@ class FaultyProxy:
     """An HTTP proxy in front of an S3 endpoint that fails chosen requests.
 
     fail(method, pattern, times=-1, status=500): requests whose method matches and whose path
-    matches the regex get an S3 error (InternalError, which botocore retries) instead of an answer.
+    matches the regex get an S3 error instead of an answer: InternalError (which botocore retries)
+    for a 5xx, AccessDenied for 403, the status's own name otherwise.
     """
 
     def __init__(self, upstream):
@@ -223,7 +224,8 @@ def _proxy_handler(proxy):
             body = _read_body(self)
             status = proxy.injected(self.command, self.path)
             if status:
-                error = ("<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
+                code = {403: "AccessDenied", 404: "NoSuchKey"}.get(status, "InternalError" if status >= 500 else str(status))
+                error = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
                          "<Message>injected by the test proxy</Message></Error>").encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/xml")
