@@ -7,8 +7,23 @@ The text file keeps the exact labels that archive tools scrape ("Elapsed (wall c
 import contextlib
 import dataclasses
 import json
+import os
 import resource
 import time
+
+
+def process_age_seconds():
+    """Seconds since this process started (Linux /proc), so the wall time covers interpreter start-up
+    and imports as GNU time's does; None where /proc is not available."""
+    try:
+        with open("/proc/self/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        start_ticks = int(fields[19])  # field 22 of stat(5), counted after the ")" of the command name
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _usage():
@@ -30,7 +45,8 @@ class StepMetrics:
 class RunMetrics:
     def __init__(self, command):
         self.command = command
-        self.started = time.monotonic()
+        age = process_age_seconds()
+        self.started = time.monotonic() - (age or 0.0)
         self.steps = []
         self.programs = []
 

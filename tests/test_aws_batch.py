@@ -178,3 +178,29 @@ def test_ladder_with_simulated_memory_errors(moto_batch, crds_env, tmp_path):
     submitted = moto_batch.describe_jobs(jobs=item.job_ids)["jobs"]
     assert [j["jobDefinition"].split("/")[-1].split(":")[0] for j in submitted] == ["caldp-02g", "caldp-08g", "caldp-16g"]
     assert any("exit 33: memory failure, retrying with 8 GB" in line for r in records for line in r)
+
+
+def test_caldp_batch_command_line_submits_and_records_on_s3(moto_batch, tmp_path, capsys):
+    """caldp-batch --aws-batch: features from the local inputs pick each first bin; the job state is
+    recorded in the S3 output's messages tree; --wait follows moto's jobs to their end."""
+    import boto3
+
+    from caldp import batch
+
+    source = copy_inputs(["j8bt05njq_raw.fits", "jbz504eoq_raw.fits"], tmp_path / "in", "acs")
+    output = "s3://caldp-out/run3"
+    assert batch.main(["j8bt05njq", "jbz504eoq", f"file:{source}", output, "--aws-batch", "caldp-queue",
+                       "--image", "registry.example/caldp:2"]) == 0
+    table = capsys.readouterr().out
+    assert "j8bt05njq  submitted       2     1" in table
+    s3 = boto3.client("s3")
+    record = s3.get_object(Bucket="caldp-out", Key="run3/messages/batch-jobs/j8bt05njq")["Body"].read().decode()
+    assert record.startswith("# caldp ") and "state: submitted" in record and "bin: 2 GB" in record
+
+    # moto runs no container: its jobs end FAILED with no exit code, which is not a memory failure.
+    status = batch.main(["jbz504eoq", f"file:{source}", output, "--aws-batch", "caldp-queue", "--wait",
+                         "--force", "--poll-seconds", "0.2"])
+    assert status == 1
+    record = s3.get_object(Bucket="caldp-out", Key="run3/messages/batch-jobs/jbz504eoq")["Body"].read().decode()
+    assert "state: failed" in record and "not retried" in record and "tries: 1" in record
+    assert batch.main(["j8bt05njq", f"file:{source}", "file:/tmp/x", "--aws-batch", "caldp-queue"]) == 2
