@@ -168,7 +168,8 @@ def make_raw(path, seed=5):
     for _ in range(60):
         y, x = rng.integers(0, 1024, 2)
         sky[y, x : x + rng.integers(1, 4)] += rng.uniform(200, 3000)
-    image[20:1044, 19:1043] += sky  # amp C reads the top-left; the virtual overscan rows are at the bottom
+    # Amp C: 19 physical overscan columns each side, and 20 virtual overscan rows at the top (OSCNTAB).
+    image[0:1024, 19:1043] += sky
     data = np.clip(np.round(image), 0, 65535).astype(np.uint16)
     hdus = [fits.PrimaryHDU()]
     hdus[0].header.update(primary)

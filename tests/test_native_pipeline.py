@@ -157,5 +157,7 @@ def test_demo(tmp_path):
         assert hdul[0].header["CRDS_CTX"] == "hst_9001.pmap"
         assert hdul[0].header["BIASFILE"] == "jref$d1m00004j_bia.fits"
         assert 20 < np.median(sci) < 40  # the synthetic sky is 30 e-
+        # ... everywhere: the sky sits where OSCNTAB's trim leaves the science area
+        assert 20 < np.median(sci[:20]) < 40 and 20 < np.median(sci[-20:]) < 40
         assert hdul["SCI"].header["PHOTFLAM"] > 0
     assert (tmp_path / "demo" / "output" / "messages" / "dataset-processed" / "j8demo01q").exists()
