@@ -72,6 +72,10 @@ RUNASTRODRIZ = Program(
     expected_product="*_dr[zc].fits",
 )
 
+COS_RAW_SUFFIXES = tuple(
+    f"{kind}{segment}.fits" for kind in ("rawtag", "rawaccum") for segment in ("", "_a", "_b")
+) + ("rawacq.fits",)
+
 INSTRUMENTS = {
     "acs": Instrument(
         name="acs",
@@ -106,29 +110,8 @@ INSTRUMENTS = {
     "cos": Instrument(
         name="cos",
         ref_variable="lref",
-        input_suffixes=(
-            "asn.fits",
-            "rawtag.fits",
-            "rawtag_a.fits",
-            "rawtag_b.fits",
-            "rawaccum.fits",
-            "rawaccum_a.fits",
-            "rawaccum_b.fits",
-            "rawacq.fits",
-            "pha_a.fits",
-            "pha_b.fits",
-            "spt.fits",
-            "epc.fits",
-        ),
-        bestrefs_suffixes=(
-            "rawtag.fits",
-            "rawtag_a.fits",
-            "rawtag_b.fits",
-            "rawaccum.fits",
-            "rawaccum_a.fits",
-            "rawaccum_b.fits",
-            "rawacq.fits",
-        ),
+        input_suffixes=("asn.fits", *COS_RAW_SUFFIXES, "pha_a.fits", "pha_b.fits", "spt.fits", "epc.fits"),
+        bestrefs_suffixes=COS_RAW_SUFFIXES,
         stage1=Program(
             "calcos",
             inputs="asn_else_first_raw",

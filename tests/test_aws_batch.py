@@ -2,7 +2,6 @@
 records) and the submission path against moto's Batch API over real HTTP."""
 
 import os
-import socket
 import sys
 
 import pytest
@@ -83,25 +82,14 @@ def test_features_from_real_files(tmp_path):
 
 
 # ------------------------------------------------------------------ moto's Batch API over HTTP
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_batch():
-    server_module = pytest.importorskip("moto.server")
+    """moto's Batch API (docker execution off: it accepts jobs but never runs them) and S3, over HTTP."""
+    pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
-    port = _free_port()
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": endpoint}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    from .servers.s3 import local_aws
+
+    with local_aws():
         iam = boto3.client("iam")
         role = iam.create_role(RoleName="caldp-batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         batch_client = boto3.client("batch")
@@ -111,13 +99,6 @@ def moto_batch():
                                       computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}])
         boto3.client("s3").create_bucket(Bucket="caldp-out")
         yield batch_client
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_job_definitions_and_submission(moto_batch):

@@ -3,7 +3,6 @@ client under caldp-config-aws (issue 7)."""
 
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -18,20 +17,13 @@ REFS = "crds-cache", "references", "hst"
 
 
 @pytest.fixture(scope="module")
-def s3_mirror(tmp_path_factory):
+def s3_mirror():
     """A moto S3 server holding a CRDS mirror: the real config, one real reference, one corrupted."""
-    server_module = pytest.importorskip("moto.server")
+    pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    from .servers.s3 import local_aws
+
+    with local_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket="crds-mirror")
         for path in shared_path("crds-cache", "config", "hst").iterdir():
@@ -41,14 +33,7 @@ def s3_mirror(tmp_path_factory):
         corrupted = bytearray(shared_path(*REFS, "u1t1616ql_wcp.fits").read_bytes())
         corrupted[5000] ^= 0xFF
         client.put_object(Bucket="crds-mirror", Key="references/hst/u1t1616ql_wcp.fits", Body=bytes(corrupted))
-        yield client, env
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        yield client
 
 
 def test_backoff_is_jittered_and_capped():
@@ -92,31 +77,49 @@ def aws_config_environment(cache):
     return {k: v for k, v in pairs.items() if k.startswith("CRDS")}
 
 
-def test_crds_syncs_through_caldps_plugin(s3_mirror, tmp_path, monkeypatch):
+# Run in a process of its own: crds keeps configuration (server mode, cache layout) in module state,
+# which must not leak into the other tests' bestrefs.
+SYNC_SCRIPT = """
+import json, os, sys
+from crds.client import api
+from caldp.references import _caldp_download_plugin
+outcome = {}
+with _caldp_download_plugin(os.environ):
+    for name in sys.argv[1:]:
+        try:
+            api.dump_references("hst_0729.pmap", baserefs=[name])
+            outcome[name] = "ok"
+        except Exception as exc:
+            outcome[name] = f"{type(exc).__name__}: {exc}"
+outcome["PATH"] = os.environ["PATH"]
+print(json.dumps(outcome))
+"""
+
+
+def test_crds_syncs_through_caldps_plugin(s3_mirror, tmp_path):
     """The real crds client, configured by caldp-config-aws, downloads a real reference through
     caldp's plugin (size and sha1 from the cached download metadata) and refuses a corrupted one."""
+    import json
+    import sys
+
     cache = tmp_path / "crds_cache"
     shutil.copytree(shared_path("crds-cache", "mappings"), cache / "mappings")
     (cache / "config" / "hst").mkdir(parents=True)
-    # The layout record, as in the mirror: crds keeps the first layout it saw in a process, so the
-    # cache must say the same or the file lands where caldp's *ref rule does not look.
     shutil.copyfile(shared_path("crds-cache", "config", "hst", "ref_cache_subdir_mode"),
                     cache / "config" / "hst" / "ref_cache_subdir_mode")
     for path in [cache, *cache.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     environment = aws_config_environment(cache)
     assert environment["CRDS_DOWNLOAD_MODE"] == "plugin" and environment["CRDS_DOWNLOAD_PLUGIN"] == "crds_s3_get"
-    for key, value in {**environment, "CRDS_CLIENT_RETRY_DELAY_SECONDS": "0", "CRDS_CLIENT_RETRY_COUNT": "1"}.items():
-        monkeypatch.setenv(key, value)
-    from crds.client import api
-
-    with _caldp_download_plugin(os.environ):
-        api.dump_references("hst_0729.pmap", baserefs=["s7g1700gl_dead.fits"])
-        # where caldp's *ref rule (from the cache's own layout record) says lref$ files are
-        lref = Path(reference_environment(cache)["lref"])
-        fetched = lref / "s7g1700gl_dead.fits"
-        assert fetched.read_bytes() == shared_path(*REFS, "s7g1700gl_dead.fits").read_bytes()
-        with pytest.raises(Exception, match="u1t1616ql_wcp.fits"):
-            api.dump_references("hst_0729.pmap", baserefs=["u1t1616ql_wcp.fits"])
+    env = {**os.environ, **environment, "CRDS_CLIENT_RETRY_DELAY_SECONDS": "0", "CRDS_CLIENT_RETRY_COUNT": "1"}
+    result = subprocess.run([sys.executable, "-c", SYNC_SCRIPT, "s7g1700gl_dead.fits", "u1t1616ql_wcp.fits"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    lref = Path(reference_environment(cache)["lref"])  # where caldp's *ref rule looks
+    assert outcome["s7g1700gl_dead.fits"] == "ok"
+    assert (lref / "s7g1700gl_dead.fits").read_bytes() == shared_path(*REFS, "s7g1700gl_dead.fits").read_bytes()
+    assert "u1t1616ql_wcp.fits" in outcome["u1t1616ql_wcp.fits"] and outcome["u1t1616ql_wcp.fits"] != "ok"
     assert not (lref / "u1t1616ql_wcp.fits").exists()
-    assert "caldp-crds-plugin-" not in os.environ["PATH"]  # the shim lives only while bestrefs runs
+    assert "caldp-crds-plugin-" not in outcome["PATH"]  # the shim lived only while bestrefs ran
+    assert "sha1 does not match" in result.stderr  # caldp's plugin said why

@@ -19,12 +19,23 @@ from ..locations import AstroqueryLocation, FileLocation, S3Location
 
 
 def input_storage(location):
+    return _open(location, s3_failure=ExitCode.S3_DOWNLOAD_ERROR)
+
+
+def output_storage(location):
+    if isinstance(location, AstroqueryLocation):
+        raise TypeError("astroquery: is an input location only")
+    return _open(location, s3_failure=ExitCode.S3_UPLOAD_ERROR)
+
+
+def _open(location, s3_failure):
+    """The backend for a parsed location; the client library is imported only when it is used."""
     if isinstance(location, FileLocation):
         from .files import FileStorage
 
         return FileStorage(location.path)
     if isinstance(location, S3Location):
-        require("boto3", "aws", ExitCode.S3_DOWNLOAD_ERROR, location)
+        require("boto3", "aws", s3_failure, location)
         from .s3 import S3Storage
 
         return S3Storage(location)
@@ -33,19 +44,6 @@ def input_storage(location):
         from .mast import MastStorage
 
         return MastStorage()
-    raise TypeError(location)
-
-
-def output_storage(location):
-    if isinstance(location, FileLocation):
-        from .files import FileStorage
-
-        return FileStorage(location.path)
-    if isinstance(location, S3Location):
-        require("boto3", "aws", ExitCode.S3_UPLOAD_ERROR, location)
-        from .s3 import S3Storage
-
-        return S3Storage(location)
     raise TypeError(location)
 
 

@@ -9,6 +9,7 @@ same tests use those real buckets (with the caller's own AWS configuration), eac
 fresh sub-prefix that it removes afterwards. Fault injection needs the local server and skips there.
 """
 
+import contextlib
 import os
 import re
 import socket
@@ -259,3 +260,22 @@ def _proxy_handler(proxy):
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
 
     return Handler
+
+
+@contextlib.contextmanager
+def local_aws():
+    """A private moto server (every AWS service moto has, over HTTP) with this process's environment
+    pointed at it while the block runs: throw-away credentials, AWS_ENDPOINT_URL(_S3)."""
+    with MotoServer() as server:
+        env = {**MOTO_CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": server.url,
+               "AWS_ENDPOINT_URL_S3": server.url}
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+        try:
+            yield server.url
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
