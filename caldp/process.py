@@ -8,7 +8,6 @@ exit code. Instrument differences come from caldp.instruments, storage from cald
 
 import argparse
 import logging
-import os
 import re
 import shutil
 import signal

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from caldp import crds_plugin
-from caldp.references import _caldp_download_plugin, reference_environment
+from caldp.references import reference_environment
 
 from .conftest import REPO, shared_path
 

@@ -110,10 +110,10 @@ def read_rejection_parameters(
         crsplit = np.asarray(column("CRSPLIT")).astype(int)
         meanexp = np.asarray(column("MEANEXP")).astype(np.float32)
         wanted = min(n_images, int(crsplit.max()))
-        chosen = None
+        chosen, best_diff = None, None
         for index in range(len(crsplit)):
             diff = np.float32(meanexp[index] - mean_exptime)
-            if crsplit[index] == wanted and diff >= 0 and (chosen is None or diff <= best_diff):
+            if crsplit[index] == wanted and diff >= 0 and (best_diff is None or diff <= best_diff):
                 chosen, best_diff = index, diff
         if chosen is None:
             raise RejectionError(f"no matching CRSPLIT and MEANEXP in CRREJTAB {table_path}")

@@ -20,11 +20,12 @@ are listed. `requests` records every call.
 
 import json
 import re
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from .background import BackgroundHTTPServer
 
 INSTRUMENTS = {"j": "ACS", "i": "WFC3", "o": "STIS", "l": "COS"}
 OBSERVATION_FIELDS = {
@@ -123,7 +124,7 @@ def table_response(fields, rows):
     }
 
 
-class MastServer:
+class MastServer(BackgroundHTTPServer):
     """The archive served over HTTP from a thread; use as a context manager."""
 
     def __init__(self, archive):
@@ -133,19 +134,7 @@ class MastServer:
         self.stall = {}  # name -> seconds to wait before answering a GET (a server that stops answering)
         self.gone = set()
         self.requests = []  # (method, what): "invoke Mast.Caom.Filtered", "GET x_raw.fits 200", ...
-        self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(_handler(self))
 
     def reset(self):
         with self.lock:

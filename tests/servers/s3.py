@@ -15,13 +15,14 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
 from http.client import HTTPConnection
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlparse
+
+from .background import BackgroundHTTPServer
 
 from caldp.locations import S3Location, parse_location
 
@@ -156,7 +157,7 @@ def make_area(moto_url, home):
     return area
 
 
-class FaultyProxy:
+class FaultyProxy(BackgroundHTTPServer):
     """An HTTP proxy in front of an S3 endpoint that fails chosen requests.
 
     fail(method, pattern, times=-1, status=500): requests whose method matches and whose path
@@ -168,19 +169,7 @@ class FaultyProxy:
         self.upstream = urlparse(upstream)
         self.rules = []
         self.seen = []  # (method, path, status)
-        self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _proxy_handler(self))
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(_proxy_handler(self))
 
     def fail(self, method, pattern, times=-1, status=500):
         with self.lock:
