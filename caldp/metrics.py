@@ -43,9 +43,11 @@ class StepMetrics:
 
 
 class RunMetrics:
-    def __init__(self, command):
+    def __init__(self, command, include_startup=False):
+        """include_startup: the process is caldp's own (the command line), so its wall time starts
+        when the process did, covering interpreter start-up and imports as GNU time's does."""
         self.command = command
-        age = process_age_seconds()
+        age = process_age_seconds() if include_startup else None
         self.started = time.monotonic() - (age or 0.0)
         self.steps = []
         self.programs = []

@@ -72,13 +72,13 @@ def collect_products(workdir, instrument, result_dir, *, crds_context, environ):
 
 # ------------------------------------------------------------------------------ the recipe
 class DatasetRun:
-    def __init__(self, dataset, source, destination, settings, command):
+    def __init__(self, dataset, source, destination, settings, command, whole_process=False):
         self.dataset = dataset
         self.instrument = INSTRUMENTS[dataset.instrument]
         self.source = source
         self.destination = destination
         self.settings = settings
-        self.metrics = RunMetrics(command)
+        self.metrics = RunMetrics(command, include_startup=whole_process)
         cache = crds_path(settings.environ)
         self.ref_env = reference_environment(cache)
         self.env = {**settings.environ, **self.ref_env, "CRDS_PATH": str(cache)}
@@ -166,8 +166,8 @@ class DatasetRun:
 
 
 # ------------------------------------------------------------------------------ command line
-def run(dataset_text, input_text="file:.", output_text="file:.", environ=None):
-    """Calibrate one dataset; return its ExitCode."""
+def run(dataset_text, input_text="file:.", output_text="file:.", environ=None, whole_process=False):
+    """Calibrate one dataset; return its ExitCode. whole_process: this process is the command's own."""
     command = f"caldp-process {dataset_text} {input_text} {output_text}"
     destination = None
     try:
@@ -180,7 +180,7 @@ def run(dataset_text, input_text="file:.", output_text="file:.", environ=None):
         return error.code
     try:
         with destination.lock(dataset):
-            return DatasetRun(dataset, source, destination, settings, command).execute()
+            return DatasetRun(dataset, source, destination, settings, command, whole_process).execute()
     except CaldpError as error:  # locked by another run: that run's messages are not ours to touch
         log.error("%s", error.cause)
         log.error("%s", explain(error.code))
@@ -223,7 +223,7 @@ def main(argv=None):
         return ExitCode.SUCCESS if exc.code == 0 else ExitCode.CMDLINE_ERROR
     configure_console()
     signal.signal(signal.SIGTERM, _terminate)
-    return int(run(args.dataset, args.input, args.output))
+    return int(run(args.dataset, args.input, args.output, whole_process=True))
 
 
 if __name__ == "__main__":
