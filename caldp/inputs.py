@@ -35,6 +35,14 @@ def candidate_names(dataset, instrument, names):
     return sorted(n for n in names if n.lower().startswith(prefix) and n.lower().endswith(suffixes))
 
 
+def dataset_tarball(dataset, names, where):
+    """The one `<id>*.tar.gz` among `names`, or None; several are ambiguous (21)."""
+    tarballs = sorted(n for n in names if n.lower().startswith(dataset.name) and n.lower().endswith(".tar.gz"))
+    if len(tarballs) > 1:
+        raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"several tarballs for {dataset.name} in {where}: {tarballs}")
+    return tarballs[0] if tarballs else None
+
+
 def association_members(asn_path):
     """Member ids (EXP-* rows present) of an association table, lower-cased."""
     try:

@@ -152,8 +152,7 @@ class DatasetRun:
             self.destination.write_message(messages.SYNCED, self.dataset, self.destination.absolute(published))
 
     def report_failure(self, workspace, error, logfile):
-        log.error("%s failed: %s", self.dataset, error.cause)
-        log.error("%s", explain(error.code))
+        log_failure(error, self.dataset)
         try:
             self.write_logs(workspace, error.code)
             logfile.flush()
@@ -182,20 +181,21 @@ def run(dataset_text, input_text="file:.", output_text="file:.", environ=None, w
         with destination.lock(dataset):
             return DatasetRun(dataset, source, destination, settings, command, whole_process).execute()
     except CaldpError as error:  # locked by another run: that run's messages are not ours to touch
-        log.error("%s", error.cause)
-        log.error("%s", explain(error.code))
-        return error.code
+        return log_failure(error)
     except OSError as exc:  # the output root itself cannot be written (lock file)
-        error = CaldpError(ExitCode.S3_UPLOAD_ERROR, f"output {output_text} is not writable: {exc}")
-        log.error("%s", error.cause)
-        log.error("%s", explain(error.code))
-        return error.code
+        return log_failure(CaldpError(ExitCode.S3_UPLOAD_ERROR, f"output {output_text} is not writable: {exc}"))
+
+
+def log_failure(error, subject=None):
+    """The cause and the exit code's explanation, in the log; returns the code."""
+    log.error("%s", f"{subject} failed: {error.cause}" if subject else error.cause)
+    log.error("%s", explain(error.code))
+    return error.code
 
 
 def report_early_failure(error, dataset_text, destination):
     """Log the cause; for a well-formed id (safe as a file name) also write dataset-error."""
-    log.error("%s", error.cause)
-    log.error("%s", explain(error.code))
+    log_failure(error)
     name = str(dataset_text).strip().lower()
     if destination is None or not re.fullmatch(r"[a-z][a-z0-9]{8}", name):
         return

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import messages
 from ..exit_codes import CaldpError, ExitCode
-from ..inputs import candidate_names
+from ..inputs import candidate_names, dataset_tarball
 from ..tarsafe import UnsafeArchive, extract_flat
 
 
@@ -30,12 +30,10 @@ class FileStorage:
             for name in loose:
                 copy_input(self.root / name, Path(workdir) / name)
             return
-        tarballs = sorted(n for n in names if n.lower().startswith(dataset.name) and n.lower().endswith(".tar.gz"))
-        if len(tarballs) > 1:
-            raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"several tarballs for {dataset.name} in {self.root}: {tarballs}")
-        if not tarballs:
+        tarball = dataset_tarball(dataset, names, self.root)
+        if tarball is None:
             raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"no input files for {dataset.name} in {self.root}")
-        unpack_tarball(self.root / tarballs[0], workdir)
+        unpack_tarball(self.root / tarball, workdir)
 
     # --------------------------------------------------------------- output side
     def dataset_dir(self, dataset):

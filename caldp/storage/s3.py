@@ -41,7 +41,7 @@ from pathlib import Path
 
 from .. import messages
 from ..exit_codes import CaldpError, ExitCode
-from ..inputs import candidate_names
+from ..inputs import candidate_names, dataset_tarball
 from ..retry import Backoff, describe
 from .files import FileStorage, unpack_tarball
 
@@ -114,16 +114,13 @@ class S3Storage:
             log.info("S3: downloading %d objects of %s from %s", len(loose), dataset, self.root)
             self.in_parallel(lambda name: self.download(objects[name], workdir / name), loose)
             return
-        tarballs = sorted(n for n in objects if n.lower().startswith(dataset.name) and n.lower().endswith(".tar.gz"))
-        if len(tarballs) > 1:
-            raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR,
-                             f"several tarballs for {dataset.name} in {self.root}: {tarballs}")
-        if not tarballs:
+        name = dataset_tarball(dataset, objects, self.root)
+        if name is None:
             raise CaldpError(ExitCode.S3_DOWNLOAD_ERROR, f"no input objects for {dataset.name} in {self.root}")
         # The tarball goes into a scratch folder of its own, so only the extracted files reach workdir.
         with tempfile.TemporaryDirectory(prefix=".caldp-s3-", dir=workdir) as scratch:
-            tarball = Path(scratch) / tarballs[0]
-            self.download(objects[tarballs[0]], tarball)
+            tarball = Path(scratch) / name
+            self.download(objects[name], tarball)
             unpack_tarball(tarball, workdir)
 
     def list_dataset_objects(self, dataset):
