@@ -5,6 +5,7 @@ import logging
 
 from astropy.io import fits
 
+from . import hstcal
 from .exit_codes import CaldpError, ExitCode
 from .instruments import stage_inputs
 from .stages import check_exit, find_program, run_program
@@ -14,9 +15,9 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class StageOutcome:
-    program: str  # what ran, e.g. "calacs.e" or "caldp-native"
+    program: str  # what ran, e.g. "calacs.e" or "caldp native calacs.e"
     kind: str  # "hstcal", "native", "pypi" or "skipped"
-    runs: tuple = ()
+    version: str = ""  # what the program says of its version, where it says it
 
 
 def raw_names(inputs):
@@ -37,27 +38,47 @@ def apply_header_edits(inputs, instrument):
                 hdul[0].header[key] = value
 
 
+def choose_stage1(program, settings, env):
+    """(argv, name, kind) of what calibrates: the program itself, or caldp's native implementation."""
+    executable = None if settings.cal_mode == "native" else _find(program, env)
+    if executable:
+        return executable, program.executable, program.kind
+    if program.native_module and settings.cal_mode != "hstcal":
+        if settings.cal_mode == "auto":
+            log.info("%s is not installed: calibrating with caldp's native implementation", program.executable)
+        return None, f"caldp native {program.executable}", "native"
+    if settings.cal_mode == "native":
+        why = f"CALDP_CAL=native, but caldp has no native implementation of {program.executable}"
+    else:
+        why = f"{program.executable} is not installed (not on PATH, nor in $HSTCAL_PREFIX/bin)"
+        if program.native_module:
+            why += "; CALDP_CAL=auto would use caldp's native implementation"
+    raise CaldpError(ExitCode.STAGE1_ERROR, f"{why}; {program.install_hint}")
+
+
 def calibrate(inputs, instrument, settings, env, metrics):
     """Run the stage-1 program; raise CaldpError(23 or memory class) when it fails."""
     program = instrument.stage1
     files = stage_inputs(program, inputs.asn, raw_names(inputs), wav_names(inputs))
     apply_header_edits(inputs, instrument)
-    executable = None if settings.cal_mode == "native" else find_program(program.executable, env)
-    if executable:
-        argv, name, kind = program.argv(files, executable), program.executable, "hstcal"
-    elif program.native_module and settings.cal_mode != "hstcal":
-        argv, name, kind = program.native_argv(files), f"caldp native {program.executable}", "native"
-        log.info("%s is not on PATH: calibrating with caldp's native implementation", program.executable)
-    else:
-        raise CaldpError(
-            ExitCode.STAGE1_ERROR,
-            f"{program.executable} is not installed (not on PATH); {program.install_hint}",
-        )
-    log.info("stage 1: %s (%s) on %s", name, kind, " ".join(files))
+    executable, name, kind = choose_stage1(program, settings, env)
+    argv = program.argv(files, executable) if executable else program.native_argv(files)
+    version = hstcal.program_version(executable) if kind == "hstcal" else ""
+    log.info("stage 1: %s%s (%s) on %s", name, f" {version}" if version else "", kind, " ".join(files))
+    before = set(p.name for p in inputs.directory.iterdir())
     run = run_program(argv, cwd=inputs.directory, env=env)
     metrics.add_program("calibrate", run, kind=kind)
     check_exit(run, program, ExitCode.STAGE1_ERROR, name)
-    return StageOutcome(name, kind, (run,))
+    if run.returncode == 0 and before >= set(p.name for p in inputs.directory.iterdir()):
+        # calstis on a target acquisition: every switch is OMIT, so the raw itself is the product.
+        said = f" ({run.last_line})" if run.last_line else ""
+        log.info("%s had nothing to calibrate and wrote no product%s; the inputs are the products", name, said)
+    return StageOutcome(name, kind, version)
+
+
+def _find(program, env):
+    return hstcal.find_program(program.executable, env) if program.kind == "hstcal" else find_program(
+        program.executable, env)
 
 
 def drizzle(inputs, instrument, settings, env, metrics):
@@ -88,7 +109,7 @@ def drizzle(inputs, instrument, settings, env, metrics):
         detail = f": {run.last_error_line}" if run.last_error_line else ""
         raise CaldpError(ExitCode.STAGE2_ERROR,
                          f"{program.executable} exited 0 but wrote no {program.expected_product} product{detail}")
-    return StageOutcome(program.executable, "pypi", (run,))
+    return StageOutcome(program.executable, program.kind)
 
 
 def _switch_requested(inputs, files, switch):

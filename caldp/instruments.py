@@ -29,6 +29,8 @@ class Program:
     environment: tuple = ()
     # A glob that must match a product afterwards: some programs exit 0 after swallowing errors.
     expected_product: str = ""
+    # Where the program comes from: "hstcal" (C, found on PATH or in $HSTCAL_PREFIX/bin) or "pypi".
+    kind: str = "pypi"
 
     def argv(self, files, executable=None):
         return [executable or self.executable, *self.args, *files]
@@ -53,8 +55,8 @@ class Instrument:
 
 
 HSTCAL_HINT = (
-    "hstcal ships through conda only (conda install -c conda-forge hstcal, or caldp-install-cal); "
-    "set CALDP_CAL=native to use caldp's own calibration where it exists"
+    "build hstcal from source with `caldp-install-cal --from-source <hstcal tarball|dir|URL>` "
+    "(installs into $HSTCAL_PREFIX, default ~/.local/hstcal, where caldp finds it) or put its bin on PATH"
 )
 
 RUNASTRODRIZ = Program(
@@ -82,7 +84,7 @@ INSTRUMENTS = {
         ref_variable="jref",
         input_suffixes=("asn.fits", "raw.fits"),
         bestrefs_suffixes=("raw.fits",),
-        stage1=Program("calacs.e", install_hint=HSTCAL_HINT, native_module="caldp.native"),
+        stage1=Program("calacs.e", install_hint=HSTCAL_HINT, native_module="caldp.native", kind="hstcal"),
         stage2=RUNASTRODRIZ,
         preview_suffixes=("raw", "flt", "flc", "crj", "sfl", "drz", "drc"),
         mast_product_groups=("ASN", "RAW"),
@@ -92,7 +94,7 @@ INSTRUMENTS = {
         ref_variable="iref",
         input_suffixes=("asn.fits", "raw.fits"),
         bestrefs_suffixes=("raw.fits",),
-        stage1=Program("calwf3.e", install_hint=HSTCAL_HINT),
+        stage1=Program("calwf3.e", install_hint=HSTCAL_HINT, kind="hstcal"),
         stage2=RUNASTRODRIZ,
         preview_suffixes=("raw", "ima", "flt", "flc", "drz", "drc"),
         mast_product_groups=("ASN", "RAW"),
@@ -102,9 +104,10 @@ INSTRUMENTS = {
         ref_variable="oref",
         input_suffixes=("asn.fits", "raw.fits", "wav.fits", "tag.fits", "epc.fits"),
         bestrefs_suffixes=("raw.fits", "wav.fits", "tag.fits"),
-        stage1=Program("cs0.e", args=("-tv",), inputs="raws_else_wavs", install_hint=HSTCAL_HINT),
+        stage1=Program("cs0.e", args=("-tv",), inputs="raws_else_wavs", install_hint=HSTCAL_HINT, kind="hstcal"),
         dropped_suffixes=("epc.fits",),
-        preview_suffixes=("x1d", "sx1"),
+        # A target acquisition's only product is its raw image, so raws get a preview too.
+        preview_suffixes=("raw", "flt", "crj", "x1d", "sx1"),
         mast_product_groups=("ASN", "RAW", "EPC", "TAG", "WAV"),
     ),
     "cos": Instrument(

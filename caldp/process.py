@@ -84,6 +84,7 @@ class DatasetRun:
         self.env = {**settings.environ, **self.ref_env, "CRDS_PATH": str(cache)}
         self.provenance = {"dataset": dataset.name, "instrument": dataset.instrument, "caldp": __version__}
         self.previews = None  # the make_previews step's PreviewReport, for metrics.json
+        self.program_versions = {}  # the C programs' own --version answers (package_versions has the rest)
 
     def recipe(self, workspace):
         inputs = self.step("fetch_inputs", ExitCode.INPUT_TAR_FILE_ERROR,
@@ -97,6 +98,8 @@ class DatasetRun:
         stage2 = self.step("drizzle", ExitCode.STAGE2_ERROR,
                            drizzle, inputs, self.instrument, self.settings, self.env, self.metrics)
         self.provenance.update(calibration=stage1.kind, stage1=stage1.program, stage2=stage2.program or "none")
+        if stage1.version:
+            self.program_versions[stage1.program] = stage1.version
         products = self.step("collect_products", ExitCode.GENERIC_ERROR,
                              collect_products, workspace.cal, self.instrument, workspace.result,
                              crds_context=references.context, environ=self.env)
@@ -132,7 +135,7 @@ class DatasetRun:
                 return ExitCode.SUCCESS
 
     def write_logs(self, workspace, exit_status):
-        self.provenance["versions"] = package_versions()
+        self.provenance["versions"] = {**package_versions(), **self.program_versions}
         extra = {"calibration": self.provenance.get("calibration", "")}
         if self.previews is not None:
             extra["previews"] = self.previews.as_dict()

@@ -29,6 +29,7 @@ class ProgramRun:
     max_rss_kb: int
     last_error_line: str
     memory_error_seen: bool
+    last_line: str = ""  # the program's last non-blank output line
 
     def as_dict(self):
         return dataclasses.asdict(self)
@@ -86,6 +87,7 @@ def run_program(argv, *, cwd, env, output_log=log):
         max_rss_kb=int(usage.ru_maxrss),
         last_error_line=marked_error or last_error or last_line,
         memory_error_seen=memory_error,
+        last_line=last_line,
     )
 
 

@@ -9,8 +9,27 @@ from pathlib import Path
 
 import pytest
 
+from caldp import hstcal
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CALDP_SHARED", REPO.parent / "shared"))
+
+
+# The real hstcal programs, wherever caldp would find them as the suite starts (.ci/run builds them).
+# Then the suite's own processes look on PATH only: a test gets hstcal by asking for hstcal_env, so
+# the stand-in and "not installed" tests cannot pick up the real programs by accident.
+_FOUND = [hstcal.find_program(name) for name in hstcal.PROGRAMS]
+HSTCAL_BIN = Path(_FOUND[0]).parent if all(_FOUND) and len({Path(f).parent for f in _FOUND}) == 1 else None
+os.environ["HSTCAL_PREFIX"] = ""
+
+
+@pytest.fixture(scope="session")
+def hstcal_env():
+    """Environment entries that let caldp find the real calacs.e, calwf3.e and cs0.e; skip without them."""
+    if HSTCAL_BIN is None:
+        pytest.skip("needs hstcal's calacs.e, calwf3.e and cs0.e: build them with "
+                    "`caldp-install-cal --from-source <hstcal tarball>` (README.rst, 'Calibration programs')")
+    return {"HSTCAL_PREFIX": str(HSTCAL_BIN.parent)}
 
 
 def shared_path(*parts):

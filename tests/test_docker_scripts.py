@@ -4,9 +4,12 @@ A recording `docker` (or `podman`) on PATH checks the exact command lines the sc
 user, environment, image. The real build is .ci/container-check's job (podman, in CI).
 """
 
+import hashlib
 import os
 import re
+import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -80,38 +83,82 @@ def test_image_config_engine_on_path(host):
 
 # caldp-image-build, caldp-image-push
 
-def test_image_build(host):
-    result = host.run("caldp-image-build")
+@pytest.fixture
+def clone(tmp_path):
+    """A checkout for the build: the Dockerfile and caldp's hstcal module (the build context's inputs here)."""
+    root = tmp_path / "clone"
+    for part in ("docker/Dockerfile", "caldp/hstcal.py"):
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / part, root / part)
+    return root
+
+
+@pytest.fixture
+def hstcal_source(tmp_path):
+    """A small tarball standing in for hstcal's source (the builder checks its shape, not its code)."""
+    tree = tmp_path / "hstcal-src" / "hstcal-9.9"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "CMakeLists.txt").write_text("project(hstcal)\n")
+    tarball = tmp_path / "hstcal-9.9.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tree, arcname=tree.name)
+    return tarball
+
+
+def test_image_build(host, clone, hstcal_source):
+    result = host.run("caldp-image-build", CALDP_CLONE=clone, HSTCAL_SOURCE=hstcal_source)
     assert result.returncode == 0, result.stderr
+    context = clone / ".hstcal-source" / "hstcal.tar.gz"
+    assert context.read_bytes() == hstcal_source.read_bytes()
+    sha256 = hashlib.sha256(context.read_bytes()).hexdigest()
+    assert f"{hstcal_source} not verified (no sha256 given)" in result.stderr
     assert engine_calls(host) == [[
-        "docker", "build", "-f", f"{REPO}/docker/Dockerfile",
+        "docker", "build", "-f", f"{clone}/docker/Dockerfile",
         "--build-arg", "BASE_IMAGE=docker.io/library/debian:bookworm-slim", "--build-arg", "CSYS_VER=caldp:latest",
-        "-t", "caldp:latest", str(REPO)]]
+        "--build-arg", f"HSTCAL_SHA256={sha256}", "-t", "caldp:latest", str(clone)]]
 
 
-def test_image_build_with_podman_options_extras_and_ca(host, tmp_path):
+def test_image_build_with_podman_options_extras_and_ca(host, clone, hstcal_source, tmp_path):
     host.stub("podman", RECORD)
     bundle = tmp_path / "ca.pem"
+    sha256 = hashlib.sha256(hstcal_source.read_bytes()).hexdigest()
     result = host.run("caldp-image-build", "--isolation", "chroot", CALDP_CONTAINER_ENGINE="podman",
-                      CALDP_IMAGE_TAG="v2", CALDP_EXTRAS="test cal previews", CALDP_BUILD_CA_BUNDLE=bundle)
+                      CALDP_IMAGE_TAG="v2", CALDP_EXTRAS="aws cal", CALDP_BUILD_CA_BUNDLE=bundle, CALDP_CLONE=clone,
+                      HSTCAL_SOURCE=hstcal_source, HSTCAL_SHA256=sha256)
     assert result.returncode == 0, result.stderr
+    assert "not verified" not in result.stderr
     assert engine_calls(host) == [[
-        "podman", "build", "-f", f"{REPO}/docker/Dockerfile",
+        "podman", "build", "-f", f"{clone}/docker/Dockerfile",
         "--build-arg", "BASE_IMAGE=docker.io/library/debian:bookworm-slim", "--build-arg", "CSYS_VER=caldp:v2",
-        "--build-arg", "CALDP_EXTRAS=test cal previews", "--secret", f"id=ca-bundle,src={bundle}",
-        "-t", "caldp:v2", "--isolation", "chroot", str(REPO)]]
+        "--build-arg", f"HSTCAL_SHA256={sha256}",
+        "--build-arg", "CALDP_EXTRAS=aws cal", "--secret", f"id=ca-bundle,src={bundle}",
+        "-t", "caldp:v2", "--isolation", "chroot", str(clone)]]
 
 
-def test_image_build_takes_pips_ca_bundle(host):
-    host.run("caldp-image-build", PIP_CERT="/etc/ssl/site.pem")
+def test_image_build_packs_a_source_directory(host, clone, hstcal_source):
+    with tarfile.open(hstcal_source) as tar:
+        tar.extractall(clone.parent / "unpacked", filter="data")
+    result = host.run("caldp-image-build", CALDP_CLONE=clone, HSTCAL_SOURCE=clone.parent / "unpacked")
+    assert result.returncode == 0, result.stderr
+    with tarfile.open(clone / ".hstcal-source" / "hstcal.tar.gz") as tar:
+        assert "hstcal-9.9/CMakeLists.txt" in tar.getnames()
+
+
+def test_image_build_takes_pips_ca_bundle(host, clone, hstcal_source):
+    host.run("caldp-image-build", PIP_CERT="/etc/ssl/site.pem", CALDP_CLONE=clone, HSTCAL_SOURCE=hstcal_source)
     assert "id=ca-bundle,src=/etc/ssl/site.pem" in engine_calls(host)[0]
 
 
-def test_image_build_failures(host, tmp_path):
-    result = host.run("caldp-image-build", CALDP_CLONE=tmp_path)
+def test_image_build_failures(host, clone, hstcal_source, tmp_path):
+    result = host.run("caldp-image-build", CALDP_CLONE=tmp_path / "nowhere")
     assert result.returncode == 2 and "no docker/Dockerfile" in result.stderr
+    result = host.run("caldp-image-build", CALDP_CLONE=clone, HSTCAL_SOURCE=hstcal_source, HSTCAL_SHA256="00ff")
+    assert result.returncode == 1 and "not the expected 00ff" in result.stderr
+    assert "no hstcal source for the image" in result.stderr
+    result = host.run("caldp-image-build", CALDP_CLONE=clone, HSTCAL_SOURCE=tmp_path / "absent.tar.gz")
+    assert result.returncode == 1 and "does not exist" in result.stderr
     (host.bin / "docker").unlink()
-    result = host.run("caldp-image-build")
+    result = host.run("caldp-image-build", CALDP_CLONE=clone, HSTCAL_SOURCE=hstcal_source)
     assert result.returncode == 2 and "neither docker nor podman" in result.stderr
     assert not engine_calls(host)
 
@@ -284,18 +331,26 @@ def test_scripts_parse_and_help(host, script):
 
 def test_dockerfile():
     text = (REPO / "docker" / "Dockerfile").read_text()
-    assert "ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim\nFROM ${BASE_IMAGE}" in text
-    apt = re.search(r"apt-get install -y --no-install-recommends (.*)", text).group(1).split()
-    assert {"python3", "python3-venv", "fitscut", "ca-certificates", "time"} <= set(apt)
-    assert re.search(r'^ARG CALDP_EXTRAS="test cal\b', text, re.M)
+    assert "ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim\n" in text
+    build, final = text.split("\nFROM ${BASE_IMAGE} AS hstcal\n")[1].split("\nFROM ${BASE_IMAGE}\n")
+    # hstcal is compiled in its own stage; the final stage has its libraries, not the compilers.
+    assert "hstcal.py build /build/hstcal.tar.gz --prefix /opt/hstcal" in build
+    assert {"cmake", "gcc", "gfortran", "libcfitsio-dev"} <= set(build.split())
+    assert "COPY --from=hstcal /opt/hstcal /opt/hstcal" in final
+    apt = re.search(r"apt-get install -y --no-install-recommends ((?:.|\n)*?)\n \&\&", final).group(1).split()
+    assert {"python3", "python3-venv", "fitscut", "ca-certificates", "time", "libcfitsio10", "libgomp1"} <= set(apt)
+    assert not {"cmake", "gcc", "gfortran", "make", "libcfitsio-dev"} & set(apt)
+    # A production image: the extras a job uses, not the test tools.
+    assert re.search(r'^ARG CALDP_EXTRAS="aws mast cal previews"$', text, re.M)
     assert 'for extra in ${CALDP_EXTRAS}; do pip install "/opt/caldp/src[${extra}]"' in text
     assert "useradd --create-home --home-dir /home/developer" in text
     assert "USER developer" in text and "WORKDIR /home/developer" in text and "CALDP_HOME=/home/developer" in text
     assert "ENTRYPOINT" not in text
     # every COPY source exists (the build context is the checkout's root)
-    for line in re.findall(r"^COPY (.*) \S+$", text, re.M):
+    for line in re.findall(r"^COPY (?!--from)(.*) \S+$", text, re.M):
         for source in line.split():
-            assert (REPO / source).exists(), source
+            if not source.startswith(".hstcal-source/"):  # put there by caldp-image-build
+                assert (REPO / source).exists(), source
 
 
 def test_container_check():

@@ -123,8 +123,8 @@ def test_help(host, script):
 
 def test_help_names_the_parameters_and_defaults(host):
     usage = host.run("caldp-install-all", "-h").stdout.splitlines()[0]
-    assert usage == ("caldp-install-all [--force] [HSTCAL=latest] [PY_VER=3.11] [CONDA_ENV=caldp] "
-                     "[CONDA_DIR=$HOME/miniconda3]")
+    assert usage == ("caldp-install-all [--force] [--from-source SRC] [HSTCAL=latest] [PY_VER=3.11] "
+                     "[CONDA_ENV=caldp] [CONDA_DIR=$HOME/miniconda3]")
 
 
 # caldp-install-conda
@@ -214,13 +214,60 @@ def test_conda_unknown_option(host):
 
 # caldp-install-cal
 
-def test_cal_without_conda(host):
+PINNED_SOURCE = "https://github.com/spacetelescope/hstcal/archive/5c1c17759397d0c2ee41275bc0254b44277c8b9b.tar.gz"
+
+
+def builds(host, python="python3"):
+    """The hstcal source builds the script asked caldp.hstcal for."""
+    return [call[4:] for call in host.calls(python) if call[1:4] == ["-m", "caldp.hstcal", "build"]]
+
+
+def test_cal_without_conda_builds_hstcal_from_the_pinned_source(host):
     result = host.run("caldp-install-cal")
     assert result.returncode == 0, result.stderr
-    pips = [call for call in host.calls("python3") if call[1] == "-m"]
+    pips = [call for call in host.calls("python3") if call[1:3] == ["-m", "pip"]]
     assert pips == [["python3", "-m", "pip", "install", *cal_pins()]]
-    assert "hstcal ships through conda only" in result.stderr and "caldp.native" in result.stderr
+    assert builds(host) == [[PINNED_SOURCE]]
+    assert "no conda environment 'caldp': building hstcal from source" in result.stderr
     assert not host.calls("conda")
+
+
+@pytest.mark.parametrize("how", [("--from-source", "/src/hstcal.tar.gz"), ("--from-source=/src/hstcal.tar.gz",),
+                                 {"HSTCAL_SOURCE": "/src/hstcal.tar.gz"}])
+def test_cal_from_source_when_asked_even_with_conda(host, conda_dir, how):
+    host.run("caldp-install-conda")
+    host.log.write_text("")
+    args, env = (how, {}) if isinstance(how, tuple) else ((), how)
+    result = host.run("caldp-install-cal", *args, **env)
+    assert result.returncode == 0, result.stderr
+    assert builds(host, "python") == [["/src/hstcal.tar.gz"]] and not host.calls("conda")
+
+
+@pytest.mark.parametrize("how", [("--force",), {"CALDP_INSTALL_FORCE": "1"}])
+def test_cal_force_rebuilds(host, how):
+    args, env = (how, {}) if isinstance(how, tuple) else ((), how)
+    result = host.run("caldp-install-cal", *args, "--from-source", "/src", **env)
+    assert result.returncode == 0 and builds(host) == [["/src", "--force"]]
+
+
+def test_cal_failed_build_fails_and_says_what_still_works(host):
+    host.stub("python3", RECORD + f'[[ $2 == caldp.hstcal ]] && exit 1\n[[ $1 == -m ]] && exit 0\nexec {sys.executable} "$@"\n')
+    result = host.run("caldp-install-cal", "--from-source", "/src")
+    assert result.returncode == 1 and "hstcal was not installed" in result.stderr and "WFC3 and STIS" in result.stderr
+
+
+def test_cal_builds_with_the_checkouts_module_when_caldp_is_not_installed(host):
+    """A python without caldp (-c 'import caldp.hstcal' fails) runs the checkout's caldp/hstcal.py file."""
+    host.stub("python3", RECORD + '[[ $1 == -c && $2 == *caldp.hstcal* ]] && exit 1\nexit 0\n')
+    result = host.run("caldp-install-cal", "--from-source", "/src")
+    assert result.returncode == 0, result.stderr
+    assert [call[1:] for call in host.calls("python3") if call[-2:] == ["build", "/src"]] == [
+        [str(SCRIPTS / ".." / "caldp" / "hstcal.py"), "build", "/src"]]
+
+
+def test_cal_bad_options(host):
+    assert host.run("caldp-install-cal", "--frobnicate").returncode == 2
+    assert host.run("caldp-install-cal", "--from-source").returncode == 2
 
 
 def test_cal_into_the_conda_environment(host, conda_dir):
@@ -245,10 +292,11 @@ def test_cal_hstcal_versions(host, conda_dir, hstcal, spec):
     assert (conda[0][-1:] if conda else None) == spec
 
 
-def test_cal_hstcal_unreachable_carries_on(host, conda_dir):
+def test_cal_hstcal_unreachable_says_how_to_build_it(host, conda_dir):
     host.run("caldp-install-conda")
     result = host.run("caldp-install-cal", FAKE_CONDA_FAIL="install")
-    assert result.returncode == 0 and "could not install hstcal" in result.stderr and "caldp.native" in result.stderr
+    assert result.returncode == 1 and "could not install hstcal" in result.stderr
+    assert "caldp-install-cal --from-source" in result.stderr
 
 
 def test_cal_pip_failure_fails(host):
@@ -260,7 +308,7 @@ def test_cal_uses_caldp_python(host):
     other = host.stub("other-python", PYTHON)
     result = host.run("caldp-install-cal", CALDP_PYTHON=other)
     assert result.returncode == 0, result.stderr
-    assert [call[0] for call in host.calls() if call[1:2] == ["-m"]] == ["other-python"]
+    assert [call[0] for call in host.calls() if call[1:2] == ["-m"]] == ["other-python"] * 2  # pip, hstcal build
 
 
 # caldp-install-fitscut
@@ -332,9 +380,27 @@ def test_all_without_conda(host):
     assert result.returncode == 0, result.stderr
     # caldp with its test tools, then the calibration programs in a call of their own
     assert pip_calls(host) == [["-e", f"{REPO}[test]"], cal_pins()]
+    assert builds(host) == [[PINNED_SOURCE]]  # hstcal from source: there is no conda
     assert host.calls("apt-get") == [["apt-get", "install", "-y", "fitscut"]]
     assert not host.calls("conda")
-    assert "caldp will use caldp.native" in result.stderr.splitlines()[-1]
+    assert "caldp will use caldp.native" in result.stderr.splitlines()[-1]  # the stub built nothing
+
+
+def test_all_reports_hstcal_when_it_is_there(host):
+    calwf3 = host.home / ".local" / "hstcal" / "bin" / "calwf3.e"
+    host.stub("calwf3.e", directory=calwf3.parent)
+    result = host.run("caldp-install-all", "--from-source", "/src/hstcal.tar.gz")
+    assert result.returncode == 0, result.stderr
+    assert builds(host) == [["/src/hstcal.tar.gz"]]
+    assert "stage 1 will run hstcal's calacs.e, calwf3.e and cs0.e" in result.stderr.splitlines()[-1]
+
+
+def test_all_carries_on_when_hstcal_fails_and_says_so(host):
+    host.stub("apt-get", APT_GET)
+    host.stub("python3", PYTHON.replace('[[ $1 == -m ]]', '[[ $2 == caldp.hstcal ]] && exit 1\n[[ $1 == -m ]]'))
+    result = host.run("caldp-install-all")
+    assert result.returncode == 1 and "hstcal was not installed" in result.stderr
+    assert host.calls("apt-get")  # the fitscut step still ran
 
 
 def test_all_with_conda(host, conda_dir):
