@@ -63,7 +63,7 @@ def calibrate(inputs, instrument, settings, env, metrics):
     apply_header_edits(inputs, instrument)
     executable, name, kind = choose_stage1(program, settings, env)
     argv = program.argv(files, executable) if executable else program.native_argv(files)
-    version = hstcal.program_version(executable) if kind == "hstcal" else ""
+    version = hstcal.program_version(executable, env=env) if kind == "hstcal" else ""
     log.info("stage 1: %s%s (%s) on %s", name, f" {version}" if version else "", kind, " ".join(files))
     before = set(p.name for p in inputs.directory.iterdir())
     run = run_program(argv, cwd=inputs.directory, env=env)

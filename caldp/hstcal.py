@@ -70,11 +70,11 @@ def find_program(executable, environ=None):
     return None
 
 
-def program_version(path, timeout=10):
+def program_version(path, timeout=10, env=None):
     """What `<program> --version` prints (first line), or "" when it cannot tell."""
     try:
         run = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=timeout,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL, env=env)
     except (OSError, subprocess.SubprocessError):
         return ""
     lines = (run.stdout or run.stderr).strip().splitlines()

@@ -112,6 +112,7 @@ def test_acs_singleton_success(env, standin_bin, tmp_path):
     assert provenance["crds_context"] == "hst_0729.pmap"
     assert provenance["references"]["j8bt05njq_raw.fits"]["CCDTAB"] == "jref$o1515069j_ccd.fits"
     assert "crds" in provenance["versions"]
+    assert provenance["versions"]["calacs.e"] == "calacs.e stand-in 1.0"  # the program's own --version
 
 
 def test_association_gets_the_asn(env, standin_bin, tmp_path):
@@ -165,6 +166,44 @@ def test_missing_stage_program_is_23(env, tmp_path):
     out = tmp_path / "out"
     assert run("j8bt05njq", source, out, env) == 23
     _assert_failed(out, "j8bt05njq", 23, "calacs.e is not installed")
+
+
+def test_a_program_with_nothing_to_calibrate_says_so_and_the_inputs_are_the_products(env, standin_bin, tmp_path):
+    """calstis on a target acquisition: exit 0, no product. Processed, with the raw, and a log line."""
+    standin_bin("cs0.e")
+    source = copy_inputs(["ocmv0lw6q_raw.fits"], tmp_path / "in", "stis")
+    out = tmp_path / "out"
+    assert run("ocmv0lw6q", source, out, {**env, "STANDIN_PRODUCTS": "0"}) == 0
+    products = out / "data" / "stis" / "ocmv0lw6q"
+    assert message(out, "dataset-processed", "ocmv0lw6q") is not None
+    assert sorted(p.name for p in products.glob("*.fits")) == ["ocmv0lw6q_raw.fits"]
+    log = (products / "logs" / "process.log").read_text()
+    assert ("cs0.e had nothing to calibrate and wrote no product (cs0.e: stand-in done); "
+            "the inputs are the products") in log
+    assert (products / "previews" / "ocmv0lw6q_raw.jpg").is_file()  # the acquisition image's preview
+
+
+def test_a_program_that_writes_products_is_not_said_to_have_had_nothing_to_do(env, standin_bin, tmp_path):
+    standin_bin("cs0.e")
+    source = copy_inputs(["ocmv0lw6q_raw.fits"], tmp_path / "in", "stis")
+    out = tmp_path / "out"
+    assert run("ocmv0lw6q", source, out, env) == 0
+    log = (out / "data" / "stis" / "ocmv0lw6q" / "logs" / "process.log").read_text()
+    assert "nothing to calibrate" not in log
+
+
+@pytest.mark.parametrize("cal, dataset, subdir, cause", [
+    ("native", "ibxy01aoq", "wfc3", "CALDP_CAL=native, but caldp has no native implementation of calwf3.e; "
+                                    "build hstcal from source with `caldp-install-cal --from-source"),
+    ("auto", "ocmv0lw6q", "stis", "cs0.e is not installed (not on PATH, nor in $HSTCAL_PREFIX/bin); build hstcal"),
+    ("hstcal", "j8bt05njq", "acs", "calacs.e is not installed (not on PATH, nor in $HSTCAL_PREFIX/bin); "
+                                   "CALDP_CAL=auto would use caldp's native implementation"),
+])
+def test_a_missing_stage1_program_says_how_to_get_it(env, tmp_path, cal, dataset, subdir, cause):
+    source = copy_inputs([f"{dataset}_raw.fits"], tmp_path / "in", subdir)
+    out = tmp_path / "out"
+    assert run(dataset, source, out, {**env, "CALDP_CAL": cal, "HSTCAL_PREFIX": str(tmp_path / "none")}) == 23
+    _assert_failed(out, dataset, 23, cause, instrument=subdir)
 
 
 def test_runastrodriz_without_product_is_24(env, standin_bin, tmp_path):

@@ -8,6 +8,7 @@ Driven by environment variables:
   STANDIN_EXIT      exit with this status (after printing an ERROR line when non-zero)
   STANDIN_SIGNAL    kill itself with this signal number
   STANDIN_SLEEP     sleep this many seconds first (for SIGTERM tests)
+`<program> --version` prints "<program> stand-in 1.0" and exits 0, as hstcal's programs answer it.
 """
 
 import json
@@ -18,6 +19,9 @@ import sys
 import time
 
 name = os.environ.get("STANDIN_NAME") or os.path.basename(sys.argv[0])
+if sys.argv[1:] == ["--version"]:  # hstcal's programs answer this; caldp records it in provenance.json
+    print(f"{name} stand-in 1.0")
+    sys.exit(0)
 if os.environ.get("STANDIN_RECORD"):
     with open(os.environ["STANDIN_RECORD"], "a") as record:
         env = {k: os.environ.get(k) for k in ("jref", "iref", "oref", "lref", "mtab", "CRDS_PATH")}
