@@ -66,10 +66,13 @@ def calibrate(inputs, instrument, settings, env, metrics):
     version = hstcal.program_version(executable, env=env) if kind == "hstcal" else ""
     log.info("stage 1: %s%s (%s) on %s", name, f" {version}" if version else "", kind, " ".join(files))
     before = set(p.name for p in inputs.directory.iterdir())
-    run = run_program(argv, cwd=inputs.directory, env=env)
+    # A program that writes no trailer (cs0.e) gets its output saved as the first input's <rootname>.tra.
+    transcript = inputs.directory / f"{files[0].split('_')[0]}.tra" if program.trailer_from_output else None
+    run = run_program(argv, cwd=inputs.directory, env=env, transcript=transcript)
     metrics.add_program("calibrate", run, kind=kind)
     check_exit(run, program, ExitCode.STAGE1_ERROR, name)
-    if run.returncode == 0 and before >= set(p.name for p in inputs.directory.iterdir()):
+    written = {p.name for p in inputs.directory.iterdir()} - before - {transcript.name if transcript else ""}
+    if run.returncode == 0 and not written:
         # calstis on a target acquisition: every switch is OMIT, so the raw itself is the product.
         said = f" ({run.last_line})" if run.last_line else ""
         log.info("%s had nothing to calibrate and wrote no product%s; the inputs are the products", name, said)

@@ -239,10 +239,13 @@ def build(source, where, *, sha256="", force=False, jobs=None, environ=None, log
             ["make", "-C", str(build_dir), f"-j{jobs}"],
             ["make", "-C", str(build_dir), "install"],
         ]
+        # hstcal's CMake stamps `git describe` of its working directory into the programs' banners: run
+        # outside any checkout (caldp's own included), so a tarball build says nothing rather than lies.
+        environ["GIT_CEILING_DIRECTORIES"] = str(Path(scratch).parent)
         for argv in steps:
             log("+ " + " ".join(argv))
             # The tools' output goes to stderr: stdout is left for what the command line prints.
-            if subprocess.run(argv, env=environ, stdin=subprocess.DEVNULL, stdout=2).returncode != 0:
+            if subprocess.run(argv, env=environ, stdin=subprocess.DEVNULL, stdout=2, cwd=scratch).returncode != 0:
                 raise BuildError(f"hstcal build step failed: {' '.join(argv[:2])} (see its output above)")
         if not complete(staging):
             raise BuildError(f"the build did not produce working {', '.join(PROGRAMS)}")

@@ -31,6 +31,8 @@ class Program:
     expected_product: str = ""
     # Where the program comes from: "hstcal" (C, found on PATH or in $HSTCAL_PREFIX/bin) or "pypi".
     kind: str = "pypi"
+    # The program writes no trailer of its own (cs0.e): caldp saves its output as <rootname>.tra.
+    trailer_from_output: bool = False
 
     def argv(self, files, executable=None):
         return [executable or self.executable, *self.args, *files]
@@ -102,13 +104,14 @@ INSTRUMENTS = {
     "stis": Instrument(
         name="stis",
         ref_variable="oref",
-        input_suffixes=("asn.fits", "raw.fits", "wav.fits", "tag.fits", "epc.fits"),
+        input_suffixes=("asn.fits", "raw.fits", "wav.fits", "tag.fits", "epc.fits", "spt.fits"),
         bestrefs_suffixes=("raw.fits", "wav.fits", "tag.fits"),
-        stage1=Program("cs0.e", args=("-tv",), inputs="raws_else_wavs", install_hint=HSTCAL_HINT, kind="hstcal"),
+        stage1=Program("cs0.e", args=("-tv",), inputs="raws_else_wavs", install_hint=HSTCAL_HINT, kind="hstcal",
+                       trailer_from_output=True),
         dropped_suffixes=("epc.fits",),
         # A target acquisition's only product is its raw image, so raws get a preview too.
         preview_suffixes=("raw", "flt", "crj", "x1d", "sx1"),
-        mast_product_groups=("ASN", "RAW", "EPC", "TAG", "WAV"),
+        mast_product_groups=("ASN", "RAW", "EPC", "TAG", "WAV", "SPT"),
     ),
     "cos": Instrument(
         name="cos",

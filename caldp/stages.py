@@ -7,6 +7,8 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 
 from .exit_codes import CaldpError, ExitCode, explain_signal
@@ -35,56 +37,100 @@ class ProgramRun:
         return dataclasses.asdict(self)
 
 
+# The program runs under this small launcher: it forks it and reports the program's own rusage. A
+# child forked straight from caldp starts with caldp's memory, and Linux keeps that high-water mark
+# across exec in the child's ru_maxrss: /bin/true "peaks" at caldp's 100-400 MB. The launcher's own
+# start (python -I -S, ~8 MB) is the floor of what is reported.
+_LAUNCHER = r"""
+import os, signal, sys
+report, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(argv[0], argv)
+    except OSError as exc:
+        os.write(2, ("cannot start %s: %s\n" % (argv[0], exc)).encode())
+    os._exit(127)
+for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(number, lambda received, frame: os.kill(pid, received))
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as out:
+    out.write("%d %r\n" % (usage.ru_maxrss, usage.ru_utime + usage.ru_stime))
+if os.WIFSIGNALED(status):  # die the same way, so that caldp explains it (SIGKILL: memory)
+    number = os.WTERMSIG(status)
+    if number not in (signal.SIGKILL, signal.SIGSTOP):
+        signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
+    os._exit(128 + number)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def find_program(executable, environ):
     return shutil.which(executable, path=environ.get("PATH", os.defpath))
 
 
-def run_program(argv, *, cwd, env, output_log=log):
-    """Run argv without a shell in `cwd`, streaming its merged output line by line into the log."""
+def run_program(argv, *, cwd, env, output_log=log, transcript=None):
+    """Run argv without a shell in `cwd`, streaming its merged output line by line into the log
+    (and into the file `transcript`, when given)."""
     start = time.monotonic()
     output_log.info("running: %s (in %s)", " ".join(argv), cwd)
-    try:
+    executable = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env.get("PATH", os.defpath))
+    if not executable or not os.access(executable, os.X_OK):
+        raise CaldpError(ExitCode.GENERIC_ERROR, f"{argv[0]} could not be started: not found or not executable")
+    with tempfile.TemporaryDirectory(prefix="caldp-run-") as scratch:
+        report = os.path.join(scratch, "rusage")
         proc = subprocess.Popen(
-            list(argv),
+            [sys.executable, "-I", "-S", "-c", _LAUNCHER, report, executable, *argv[1:]],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stoppable as a whole
+            start_new_session=True,  # its own process group (launcher and program): stoppable as a whole
         )
-    except FileNotFoundError as exc:
-        raise CaldpError(ExitCode.GENERIC_ERROR, f"{argv[0]} could not be started: {exc}")
-    _RUNNING.add(proc.pid)
-    marked_error, continue_marked, last_error, last_line, memory_error = "", False, "", "", False
-    try:
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip()
-            output_log.info("%s", line)
-            text = line.strip()
-            if continue_marked and text:
-                marked_error, continue_marked = f"{marked_error} {text}", False
-            if text:
-                last_line = text
-            if not marked_error and _ERROR_LINE.match(line):
-                marked_error, continue_marked = text, text.endswith(":")
-            if "error" in line.lower():
-                last_error = text
-            memory_error = memory_error or "MemoryError" in line
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    finally:
-        _RUNNING.discard(proc.pid)
-        if proc.returncode is None:
-            _stop_group(proc.pid)
-            proc.wait()
-        proc.stdout.close()
+        _RUNNING.add(proc.pid)
+        marked_error, continue_marked, last_error, last_line, memory_error = "", False, "", "", False
+        saved = open(transcript, "w", encoding="utf-8") if transcript else None
+        try:
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", errors="replace").rstrip()
+                output_log.info("%s", line)
+                if saved:
+                    saved.write(line + "\n")
+                text = line.strip()
+                if continue_marked and text:
+                    marked_error, continue_marked = f"{marked_error} {text}", False
+                if text:
+                    last_line = text
+                if not marked_error and _ERROR_LINE.match(line):
+                    marked_error, continue_marked = text, text.endswith(":")
+                if "error" in line.lower():
+                    last_error = text
+                memory_error = memory_error or "MemoryError" in line
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            _RUNNING.discard(proc.pid)
+            if proc.returncode is None:
+                _stop_group(proc.pid)
+                proc.wait()
+            proc.stdout.close()
+            if saved:
+                saved.close()
+        max_rss_kb, cpu_seconds = int(usage.ru_maxrss), usage.ru_utime + usage.ru_stime
+        try:
+            with open(report) as handle:  # the program's own, as the launcher saw it
+                words = handle.read().split()
+            max_rss_kb, cpu_seconds = int(words[0]), float(words[1])
+        except (OSError, IndexError, ValueError):
+            pass  # the launcher itself was killed: fall back to its rusage
     return ProgramRun(
         argv=tuple(argv),
         returncode=proc.returncode,
         wall_seconds=round(time.monotonic() - start, 3),
-        cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
-        max_rss_kb=int(usage.ru_maxrss),
+        cpu_seconds=round(cpu_seconds, 3),
+        max_rss_kb=max_rss_kb,
         last_error_line=marked_error or last_error or last_line,
         memory_error_seen=memory_error,
         last_line=last_line,
