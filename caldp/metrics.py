@@ -32,13 +32,27 @@ def _usage():
     return own, children
 
 
+def own_peak_rss_kb():
+    """This process's own peak RSS (VmHWM). ru_maxrss would do on a process started small, but Linux
+    seeds it at exec with the launching process's high-water mark: caldp run in-process by a test or a
+    batch driver would report that driver's size."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 @dataclasses.dataclass
 class StepMetrics:
     name: str
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0  # caldp and its children
     max_rss_kb: int = 0  # caldp's own peak so far
-    children_max_rss_kb: int = 0  # largest child so far
+    children_max_rss_kb: int = 0  # largest program so far (each program's own peak, see stages)
     status: str = "ok"
 
 
@@ -71,21 +85,26 @@ class RunMetrics:
                 - (own0.ru_utime + own0.ru_stime + kids0.ru_utime + kids0.ru_stime),
                 3,
             )
-            metrics.max_rss_kb = int(own1.ru_maxrss)
-            metrics.children_max_rss_kb = int(kids1.ru_maxrss)
+            metrics.max_rss_kb = own_peak_rss_kb()
+            metrics.children_max_rss_kb = self.programs_peak_rss_kb()
 
     def add_program(self, step, run, *, kind):
         self.programs.append({"step": step, "kind": kind, **run.as_dict()})
 
+    def programs_peak_rss_kb(self):
+        # Not RUSAGE_CHILDREN: a child's ru_maxrss starts at its parent's size (the launcher's here).
+        return max((p["max_rss_kb"] for p in self.programs), default=0)
+
     def totals(self):
         own, kids = _usage()
+        caldp_peak, programs_peak = own_peak_rss_kb(), self.programs_peak_rss_kb()
         return {
             "wall_seconds": round(time.monotonic() - self.started, 3),
             "user_seconds": round(own.ru_utime + kids.ru_utime, 3),
             "system_seconds": round(own.ru_stime + kids.ru_stime, 3),
-            "max_rss_kb": int(max(own.ru_maxrss, kids.ru_maxrss)),
-            "caldp_max_rss_kb": int(own.ru_maxrss),
-            "children_max_rss_kb": int(kids.ru_maxrss),
+            "max_rss_kb": max(caldp_peak, programs_peak),
+            "caldp_max_rss_kb": caldp_peak,
+            "children_max_rss_kb": programs_peak,
         }
 
     def write(self, json_path, text_path, exit_status, extra=None):

@@ -97,7 +97,8 @@ class DatasetRun:
                            calibrate, inputs, self.instrument, self.settings, self.env, self.metrics)
         stage2 = self.step("drizzle", ExitCode.STAGE2_ERROR,
                            drizzle, inputs, self.instrument, self.settings, self.env, self.metrics)
-        self.provenance.update(calibration=stage1.kind, stage1=stage1.program, stage2=stage2.program or "none")
+        self.provenance.update(calibration=stage1.kind, stage1=stage1.program,
+                               stage2=stage2.program if stage2.kind != "skipped" else "none")
         if stage1.version:
             self.program_versions[stage1.program] = stage1.version
         products = self.step("collect_products", ExitCode.GENERIC_ERROR,

@@ -66,6 +66,42 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
+class OutputScan:
+    """What a program's output says about how it ended, read line by line.
+
+    The cause of a failure is the program's own ERROR line: the first line of the *last* run of
+    consecutive ERROR lines, with the next line when it ends in ":" (calcos: "ERROR: The following
+    reference file is missing:" then the file). The last run, because calwf3.e reports conditions it
+    recovers from as ERROR lines too (every UVIS run says "ERROR: SATUFILE 'N/A' not found" and goes
+    on): the fatal one comes last. Without an ERROR line: the last line mentioning an error, else the
+    last line.
+    """
+
+    def __init__(self):
+        self.marked, self.continues, self.in_run = "", False, False
+        self.last_error, self.last_line, self.memory_error = "", "", False
+
+    def feed(self, line):
+        text = line.strip()
+        if _ERROR_LINE.match(line):
+            if not self.in_run:
+                self.marked, self.continues = text, text.endswith(":")
+            self.in_run = True
+        elif text:
+            if self.continues:
+                self.marked, self.continues = f"{self.marked} {text}", False
+            self.in_run = False
+        if text:
+            self.last_line = text
+        if "error" in text.lower():
+            self.last_error = text
+        self.memory_error = self.memory_error or "MemoryError" in line
+
+    @property
+    def cause(self):
+        return self.marked or self.last_error or self.last_line
+
+
 def find_program(executable, environ):
     return shutil.which(executable, path=environ.get("PATH", os.defpath))
 
@@ -90,7 +126,7 @@ def run_program(argv, *, cwd, env, output_log=log, transcript=None):
             start_new_session=True,  # its own process group (launcher and program): stoppable as a whole
         )
         _RUNNING.add(proc.pid)
-        marked_error, continue_marked, last_error, last_line, memory_error = "", False, "", "", False
+        scan = OutputScan()
         saved = open(transcript, "w", encoding="utf-8") if transcript else None
         try:
             for raw in proc.stdout:
@@ -98,16 +134,7 @@ def run_program(argv, *, cwd, env, output_log=log, transcript=None):
                 output_log.info("%s", line)
                 if saved:
                     saved.write(line + "\n")
-                text = line.strip()
-                if continue_marked and text:
-                    marked_error, continue_marked = f"{marked_error} {text}", False
-                if text:
-                    last_line = text
-                if not marked_error and _ERROR_LINE.match(line):
-                    marked_error, continue_marked = text, text.endswith(":")
-                if "error" in line.lower():
-                    last_error = text
-                memory_error = memory_error or "MemoryError" in line
+                scan.feed(line)
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
         finally:
@@ -131,9 +158,9 @@ def run_program(argv, *, cwd, env, output_log=log, transcript=None):
         wall_seconds=round(time.monotonic() - start, 3),
         cpu_seconds=round(cpu_seconds, 3),
         max_rss_kb=max_rss_kb,
-        last_error_line=marked_error or last_error or last_line,
-        memory_error_seen=memory_error,
-        last_line=last_line,
+        last_error_line=scan.cause,
+        memory_error_seen=scan.memory_error,
+        last_line=scan.last_line,
     )
 
 

@@ -7,7 +7,9 @@ The rules, in order:
 * anything else shows its first SCI array (raw frames too: their SCI is the picture);
 * a file with no SCI image but a 2-D primary array shows that.
 Masked: DQ bits that mean "no trustworthy signal here" (PREVIEW_BAD_DQ), drizzled pixels with
-no weight (WHT == 0: outside the footprint), and non-finite values.
+no weight (WHT == 0: outside the footprint), non-finite values, and the 5-pixel reference border of a
+WFC3/IR raw or ima array (not sky: bias-level DN in a raw, electrons rather than e-/s in an ima, down
+to -6500 after calwf3; shown, it sets the stretch limits and the ima comes out white).
 """
 
 import dataclasses
@@ -21,6 +23,10 @@ from astropy.io import fits
 # pixel. Saturation (256, 2048) and cosmic-ray flags stay visible on purpose: masking them would
 # punch black holes into every bright star.
 PREVIEW_BAD_DQ = 1 | 2 | 4 | 16 | 512
+IR_REFERENCE_BORDER = 5
+# WFC3/IR array sizes that still hold the reference border: full frame and the square subarrays
+# (the flt and drz are trimmed to 1014, 512, 256, 128, 64).
+IR_SIZES_WITH_REFERENCE_PIXELS = (1024, 522, 266, 138, 74)
 
 
 class NoImageData(ValueError):
@@ -44,7 +50,9 @@ def read_frame(path):
         sci = [h for h in hdul if h.name == "SCI" and h.is_image and h.header.get("NAXIS") == 2]
         if sci:
             chosen = select_sci(sci)
-            planes = [(h.data.astype(np.float32), sci_mask(hdul, h)) for h in chosen]
+            border = reference_border(hdul[0].header, chosen[0].header)
+            planes = [(h.data.astype(np.float32), sci_mask(hdul, h) | border_mask(h.data.shape, border))
+                      for h in chosen]
             where = "+".join(f"SCI,{h.ver}" for h in chosen)
         elif hdul[0].header.get("NAXIS") == 2:
             data = hdul[0].data.astype(np.float32)
@@ -82,6 +90,21 @@ def sci_mask(hdul, sci):
     if wht is not None and _holds_array(wht, shape):
         return wht.data <= 0
     return np.zeros(shape, bool)
+
+
+def reference_border(primary, sci_header):
+    """Width of the reference-pixel border of a WFC3/IR raw or ima SCI array; 0 for anything else."""
+    ir = str(primary.get("INSTRUME", "")).strip() == "WFC3" and str(primary.get("DETECTOR", "")).strip() == "IR"
+    shape = (sci_header.get("NAXIS1"), sci_header.get("NAXIS2"))
+    return IR_REFERENCE_BORDER if ir and all(n in IR_SIZES_WITH_REFERENCE_PIXELS for n in shape) else 0
+
+
+def border_mask(shape, width):
+    mask = np.zeros(shape, bool)
+    if width:
+        mask[:width] = mask[-width:] = True
+        mask[:, :width] = mask[:, -width:] = True
+    return mask
 
 
 def _extension(hdul, name, ver):
