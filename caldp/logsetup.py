@@ -1,5 +1,11 @@
-"""stdlib logging for a run: to stderr and to the dataset's log file."""
+"""stdlib logging for a run: to stderr and to the dataset's log file.
 
+A dataset's log file takes the records emitted while that dataset's run is the current one (a
+context variable, so it holds per thread and per task), and records from threads that belong to no
+run. Two datasets calibrated in one process never write into each other's process.log.
+"""
+
+import contextvars
 import logging
 import sys
 
@@ -18,17 +24,23 @@ def configure_console(level=logging.INFO):
     return logger
 
 
-class dataset_log_file:
+_CURRENT_LOG = contextvars.ContextVar("caldp_dataset_log", default=None)
+
+
+class DatasetLogFile:
     """Context manager: also log everything under 'caldp' into `path` while a run lasts."""
 
     def __init__(self, path):
         self.handler = logging.FileHandler(path, encoding="utf-8")
         self.handler.setFormatter(logging.Formatter(FORMAT))
+        self.handler.addFilter(lambda record: _CURRENT_LOG.get() in (None, self))
+        self._token = None
 
     def __enter__(self):
         logger = logging.getLogger(_ROOT)
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)  # the dataset log always has the INFO record of the run
+        self._token = _CURRENT_LOG.set(self)
         logger.addHandler(self.handler)
         return self
 
@@ -37,4 +49,5 @@ class dataset_log_file:
 
     def __exit__(self, *exc):
         logging.getLogger(_ROOT).removeHandler(self.handler)
+        _CURRENT_LOG.reset(self._token)
         self.handler.close()

@@ -21,12 +21,11 @@ from .exit_codes import CaldpError, ExitCode, error_from_exception, explain, sim
 from .inputs import select_inputs, verify_fits
 from .instruments import INSTRUMENTS
 from .locations import parse_location
-from .logsetup import configure_console, dataset_log_file
+from .logsetup import DatasetLogFile, configure_console
 from .metrics import RunMetrics
 from .provenance import package_versions, stamp_products, write_provenance
 from .references import assign_references, crds_path, reference_environment
 from .settings import Settings
-from .stages import stop_children
 from .storage import input_storage, output_storage
 from .workspace import Workspace
 
@@ -51,7 +50,8 @@ def fetch_inputs(source, dataset, instrument, workdir):
 def assign_dataset_references(inputs, instrument, settings, ref_env):
     files = [inputs.directory / n for n in inputs.with_suffixes(instrument.bestrefs_suffixes)]
     assignment = assign_references(
-        files, context=settings.crds_context or None, sync=settings.sync_references, ref_env=ref_env
+        files, context=settings.crds_context or None, sync=settings.sync_references, ref_env=ref_env,
+        environ={**settings.environ, "CRDS_PATH": str(crds_path(settings.environ))},
     )
     for name, refs in assignment.references.items():
         log.info("%s: %d references selected with %s", name, len(refs), assignment.context)
@@ -122,7 +122,7 @@ class DatasetRun:
 
     def execute(self):
         with Workspace(self.settings.home, self.dataset, keep=self.settings.keep_workdir) as workspace:
-            with dataset_log_file(workspace.logs / "process.log") as logfile:
+            with DatasetLogFile(workspace.logs / "process.log") as logfile:
                 log.info("caldp %s processing %s (%s)", __version__, self.dataset, self.dataset.instrument)
                 try:
                     self.recipe(workspace)
@@ -210,8 +210,9 @@ def report_early_failure(error, dataset_text, destination):
 
 
 def _terminate(signum, frame):
+    """SIGTERM unwinds the run like an error: a running program is stopped where it was started
+    (stages.run_program), the work dir is removed, and the failure is reported."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one clean-up is enough
-    stop_children()
     raise CaldpError(ExitCode.GENERIC_ERROR, "terminated by SIGTERM")
 
 

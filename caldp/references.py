@@ -71,14 +71,18 @@ class ReferenceAssignment:
     missing: tuple  # (file, keyword, value) of selected references absent from the cache
 
 
-def assign_references(paths, *, context=None, sync=False, ref_env, environ=os.environ):
-    """Run CRDS bestrefs on `paths` (updating their headers) and check what was selected."""
+def assign_references(paths, *, context=None, sync=False, ref_env, environ=None):
+    """Run CRDS bestrefs on `paths` (updating their headers) and check what was selected.
+
+    `environ` is the run's environment (CRDS_*, PATH, AWS_*); default: this process's.
+    """
+    environ = os.environ if environ is None else environ
     paths = [Path(p) for p in paths]
     if not paths:
         return ReferenceAssignment(context or "", {}, ())
     cache = crds_path(environ)
     _check_mappings(cache, context, readonly=not sync)
-    errors = _run_bestrefs(paths, context, sync)
+    errors = _run_bestrefs(paths, context, sync, environ)
     if errors:
         raise CaldpError(ExitCode.BESTREFS_ERROR, f"CRDS bestrefs failed: {errors[0]}")
     references, used_context = {}, context or ""
@@ -138,12 +142,12 @@ def _crds_log_captured():
         crds_logger.handlers = saved
 
 
-def _run_bestrefs(paths, context, sync):
+def _run_bestrefs(paths, context, sync, environ):
     """Return CRDS's error messages (empty on success)."""
     from crds.bestrefs import BestrefsScript  # imported first: crds installs its console handler on import
     from crds.core import log as crds_log
 
-    with _crds_log_captured() as collector, _caldp_download_plugin(os.environ):
+    with _crds_log_captured() as collector, _with_download_plugin(environ) as lent, crds_environment(lent):
         try:
             old = crds_log.set_verbose(0)
             try:
@@ -165,9 +169,42 @@ def _run_bestrefs(paths, context, sync):
     return []
 
 
+# What the crds library (and the boto3 it uses for s3:// mirrors) reads from the process environment.
+_LENT_PREFIXES = ("CRDS_", "AWS_")
+_LENT_NAMES = ("PATH",)
+
+
 @contextlib.contextmanager
-def _caldp_download_plugin(environ):
-    """While bestrefs syncs from an S3 mirror, CRDS's `crds_s3_get` is caldp's plugin.
+def crds_environment(environ):
+    """The one place a run lends its environment to the crds library, which reads os.environ only.
+
+    For the duration of the call the run's CRDS_*, AWS_* and PATH values are in force in the process
+    environment; the process's own are put back afterwards, whatever happens. A key the run does not
+    set keeps the process's value: crds itself writes its defaults into os.environ when it is
+    imported (CRDS_CONFIG_URI and others) and fails without them. Every CRDS call caldp makes goes
+    through here, so one process can serve datasets with different settings.
+    """
+    keys = [k for k in environ if k.startswith(_LENT_PREFIXES) or k in _LENT_NAMES]
+    saved = {k: os.environ.get(k) for k in keys}
+    try:
+        for key in keys:
+            os.environ[key] = environ[key]
+        yield
+    finally:
+        for key, value in saved.items():
+            _put(key, value)
+
+
+def _put(key, value):
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _with_download_plugin(environ):
+    """`environ`, with caldp's plugin as CRDS's `crds_s3_get` when bestrefs syncs from an S3 mirror.
 
     CRDS runs its plugin as `crds_s3_get <url> -d <path> -s <size> -c <sha1>` found on PATH; a
     private directory first on PATH points that name at caldp.crds_plugin (boto3, verification,
@@ -176,15 +213,10 @@ def _caldp_download_plugin(environ):
     wanted = environ.get("CRDS_DOWNLOAD_MODE") == "plugin" and environ.get("CRDS_DOWNLOAD_PLUGIN", "").startswith(
         "crds_s3_get")
     if not wanted:
-        yield
+        yield environ
         return
     with tempfile.TemporaryDirectory(prefix="caldp-crds-plugin-") as bindir:
         shim = Path(bindir) / "crds_s3_get"
         shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m caldp.crds_plugin "$@"\n')
         shim.chmod(0o755)
-        saved = os.environ.get("PATH", "")
-        os.environ["PATH"] = f"{bindir}{os.pathsep}{saved}"
-        try:
-            yield
-        finally:
-            os.environ["PATH"] = saved
+        yield {**environ, "PATH": f"{bindir}{os.pathsep}{environ.get('PATH', '')}"}

@@ -15,8 +15,9 @@ from .exit_codes import CaldpError, ExitCode, explain_signal
 
 log = logging.getLogger(__name__)
 
-# Process groups of running children, so SIGTERM to caldp can stop them (see stop_children).
-_RUNNING = set()
+# A child still running when run_program is left by an exception (SIGTERM or Ctrl-C reaching caldp)
+# gets SIGTERM, then SIGKILL after this many seconds.
+STOP_GRACE_SECONDS = 5.0
 # The programs' own error lines ("ERROR:  The following reference file is missing:" in calcos,
 # "ERROR: ..." in calacs.e) say more than the traceback's last line.
 _ERROR_LINE = re.compile(r"^\s*(ERROR|Error)\b[:\s]")
@@ -125,7 +126,6 @@ def run_program(argv, *, cwd, env, output_log=log, transcript=None):
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group (launcher and program): stoppable as a whole
         )
-        _RUNNING.add(proc.pid)
         scan = OutputScan()
         saved = open(transcript, "w", encoding="utf-8") if transcript else None
         try:
@@ -138,10 +138,8 @@ def run_program(argv, *, cwd, env, output_log=log, transcript=None):
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
         finally:
-            _RUNNING.discard(proc.pid)
-            if proc.returncode is None:
-                _stop_group(proc.pid)
-                proc.wait()
+            if proc.returncode is None:  # left by an exception: the program must not outlive this call
+                stop_group(proc)
             proc.stdout.close()
             if saved:
                 saved.close()
@@ -183,21 +181,15 @@ def check_exit(run, program, failure_code, name):
     raise CaldpError(failure_code, f"{name} exited with status {code}{detail}")
 
 
-def stop_children(signum=signal.SIGTERM, grace_seconds=5.0):
-    """Stop every running child's process group: `signum` first, SIGKILL after a grace period."""
-    groups = list(_RUNNING)
-    for pid in groups:
-        _signal_group(pid, signum)
-    deadline = time.monotonic() + grace_seconds
-    for pid in groups:
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.05)
-        if _alive(pid):
-            _signal_group(pid, signal.SIGKILL)
-
-
-def _stop_group(pid):
-    _signal_group(pid, signal.SIGKILL)
+def stop_group(proc, grace_seconds=STOP_GRACE_SECONDS):
+    """Stop a child's whole process group: SIGTERM first, SIGKILL after a grace period; reap it."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(proc.pid, signal.SIGKILL)  # whatever of the group is left (the launcher's program)
+    proc.wait()
 
 
 def _signal_group(pid, signum):
@@ -205,11 +197,3 @@ def _signal_group(pid, signum):
         os.killpg(pid, signum)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _alive(pid):
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return False
-    return waited == 0

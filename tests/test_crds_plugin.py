@@ -82,9 +82,9 @@ def aws_config_environment(cache):
 SYNC_SCRIPT = """
 import json, os, sys
 from crds.client import api
-from caldp.references import _caldp_download_plugin
+from caldp.references import _with_download_plugin, crds_environment
 outcome = {}
-with _caldp_download_plugin(os.environ):
+with _with_download_plugin(dict(os.environ)) as lent, crds_environment(lent):
     for name in sys.argv[1:]:
         try:
             api.dump_references("hst_0729.pmap", baserefs=[name])
