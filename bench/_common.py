@@ -6,6 +6,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from caldp.references import offline_environment
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CALDP_SHARED", REPO.parent / "shared"))
 
@@ -24,14 +26,7 @@ def private_crds_cache(workdir):
     return cache
 
 
-def offline_crds_env(cache):
-    return {
-        "CRDS_PATH": str(cache),
-        "CRDS_SERVER_URL": "https://localhost:1",
-        "CRDS_MODE": "local",
-        "CRDS_OBSERVATORY": "hst",
-        "CRDS_READONLY_CACHE": "1",
-    }
+offline_crds_env = offline_environment
 
 
 def scratch():

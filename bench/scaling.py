@@ -15,6 +15,7 @@ import time
 from astropy.io import fits
 
 from caldp import batch, demo
+from caldp.references import offline_environment
 
 from _common import scratch
 
@@ -53,8 +54,7 @@ def main():
         inputs = work / "inputs"
         inputs.mkdir()
         names = make_datasets(inputs, args.datasets)
-        env = {**os.environ, "CRDS_PATH": str(cache), "CRDS_SERVER_URL": "https://localhost:1", "CRDS_MODE": "local",
-               "CRDS_OBSERVATORY": "hst", "CRDS_READONLY_CACHE": "1", "CALDP_HOME": str(work),
+        env = {**os.environ, **offline_environment(cache), "CALDP_HOME": str(work),
                "CALDP_CAL": "native", "CALDP_PYTHON": sys.executable}
         env.pop("CRDS_CONTEXT", None)
         wall1, results1 = run(names, inputs, work / "out1", 1, env)

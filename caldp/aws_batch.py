@@ -11,6 +11,7 @@ import logging
 import time
 
 from .exit_codes import is_memory_error
+from .hstfile import PERFORM, switch
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ def features_from_files(paths):
         total_mb=sum(p.stat().st_size for p in paths) / 1e6,
         detector=str(first.get("DETECTOR", "")),
         subarray=bool(first.get("SUBARRAY", False)),
-        drizcorr=any(str(h.get("DRIZCORR", "")).strip() == "PERFORM" for h in headers),
-        pctecorr=any(str(h.get("PCTECORR", "")).strip() == "PERFORM" for h in headers),
+        drizcorr=any(switch(h, "DRIZCORR") == PERFORM for h in headers),
+        pctecorr=any(switch(h, "PCTECORR") == PERFORM for h in headers),
         crsplit=0 if crsplit <= 1 else 1 if crsplit == 2 else 2,
     )
 

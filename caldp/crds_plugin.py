@@ -2,31 +2,40 @@
 
 CRDS (CRDS_DOWNLOAD_MODE=plugin) runs `crds_s3_get <s3 url> -d <path> -s <size> -c <sha1>`;
 caldp puts this module behind that name while it runs bestrefs (see references.py), so the
-archive's serverless CRDS mirror is read with the same client, retries and checks as the rest of
-caldp. It can also be run as `caldp-crds-s3-get <s3 url> <path> [--file-size N] [--file-sha1sum S]`.
+archive's serverless CRDS mirror is read with boto3 and caldp's retry policy (caldp.retry), every
+file checked by size and sha1. It can also be run as
+`caldp-crds-s3-get <s3 url> <path> [--file-size N] [--file-sha1sum S]`.
 
 Exit status: 0 ok; 2 bad arguments; 10 size mismatch; 11 checksum mismatch; 404 no such object;
 1 any other failure after the retries.
+
+Retries (caldp.retry, CRDS_PLUGIN_BACKOFF): --max-retries tries in all (default 3), waiting a
+random 0..1 s, 0..2 s, 0..4 s ... (full jitter, capped at 20 s) between them. A size or sha1
+mismatch and any transport failure are retried; a missing object is not.
 """
 
 import argparse
+import dataclasses
 import hashlib
 import logging
 import os
-import random
 import sys
 import time
 from pathlib import Path
 
+from .retry import FULL, Backoff, call_with_retries
+from .storage.base import VerificationError
+
 log = logging.getLogger(__name__)
 
 BAD_ARGUMENTS, BAD_SIZE, BAD_CHECKSUM, NOT_FOUND, FAILED = 2, 10, 11, 404, 1
+VERIFICATION_STATUS = {"size": BAD_SIZE, "checksum": BAD_CHECKSUM}
+CRDS_PLUGIN_BACKOFF = Backoff(attempts=3, first_delay=1.0, max_delay=20.0, jitter=FULL)
+MISSING_CODES = ("404", "NoSuchKey", "NoSuchBucket")
 
 
-class VerificationError(Exception):
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
+class NotFound(Exception):
+    """S3 has no such object (or bucket): final, not retried."""
 
 
 def split_s3_url(url):
@@ -44,11 +53,6 @@ def sha1_of(path):
     return digest.hexdigest()
 
 
-def backoff_seconds(attempt, cap=20.0, rng=random.random):
-    """Full jitter: a random wait up to 2**(attempt-1) s, capped (attempts start at 1)."""
-    return min(cap, rng() * 2 ** (attempt - 1))
-
-
 def fetch_once(client, url, dest, size=None, sha1=None):
     """Download to a temporary name beside `dest`, verify, then rename into place."""
     bucket, key = split_s3_url(url)
@@ -59,41 +63,50 @@ def fetch_once(client, url, dest, size=None, sha1=None):
         client.download_file(bucket, key, str(partial))
         actual = partial.stat().st_size
         if size is not None and actual != int(size):
-            raise VerificationError(BAD_SIZE, f"{url}: size {actual} does not match the expected {size}")
+            raise VerificationError(f"size {actual} does not match the expected {size}", kind="size")
         if sha1 and sha1.lower() not in ("", "none") and sha1_of(partial) != sha1.lower():
-            raise VerificationError(BAD_CHECKSUM, f"{url}: sha1 does not match the expected {sha1}")
+            raise VerificationError(f"sha1 does not match the expected {sha1}", kind="checksum")
         os.replace(partial, dest)
     finally:
         partial.unlink(missing_ok=True)
 
 
-def fetch(url, dest, *, size=None, sha1=None, retries=3, client=None, sleep=time.sleep):
-    """Fetch with retries and jittered backoff; return an exit status (0 on success)."""
+def fetch(url, dest, *, size=None, sha1=None, retries=CRDS_PLUGIN_BACKOFF.attempts, client=None, sleep=time.sleep):
+    """Fetch with retries and jittered backoff (CRDS_PLUGIN_BACKOFF); return an exit status (0 on success)."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = client or boto3.client("s3")
-    status, message = FAILED, ""
-    for attempt in range(1, retries + 1):
+
+    def attempt():
         try:
             fetch_once(client, url, dest, size, sha1)
-            return 0
-        except VerificationError as exc:
-            status, message = exc.status, str(exc)
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchKey", "NoSuchBucket"):
-                log.error("%s: not found (%s)", url, code)
-                return NOT_FOUND
-            status, message = FAILED, f"{url}: {code or exc}"
-        except (BotoCoreError, OSError, ValueError) as exc:
-            status, message = FAILED, f"{url}: {exc}"
-        if attempt < retries:
-            wait = backoff_seconds(attempt)
-            log.warning("%s (attempt %d of %d); retrying in %.1f s", message, attempt, retries, wait)
-            sleep(wait)
+            code = _error_code(exc)
+            if code in MISSING_CODES:
+                raise NotFound(code) from exc
+            raise
+
+    backoff = dataclasses.replace(CRDS_PLUGIN_BACKOFF, attempts=retries)
+    retriable = (VerificationError, ClientError, BotoCoreError, OSError, ValueError)
+    try:
+        call_with_retries(attempt, backoff=backoff, what=url, retriable=retriable, sleep=sleep)
+        return 0
+    except NotFound as exc:
+        log.error("%s: not found (%s)", url, exc)
+        return NOT_FOUND
+    except VerificationError as exc:
+        status, message = VERIFICATION_STATUS[exc.kind], f"{url}: {exc}"
+    except ClientError as exc:
+        status, message = FAILED, f"{url}: {_error_code(exc) or exc}"
+    except (BotoCoreError, OSError, ValueError) as exc:
+        status, message = FAILED, f"{url}: {exc}"
     log.error("%s (giving up after %d attempts)", message, retries)
     return status
+
+
+def _error_code(exc):
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def parse_args(argv):
@@ -103,7 +116,7 @@ def parse_args(argv):
     parser.add_argument("-d", "--destination", help="output path (crds_s3_get style)")
     parser.add_argument("-s", "--file-size", type=int)
     parser.add_argument("-c", "--file-sha1sum")
-    parser.add_argument("--max-retries", type=int, default=3)
+    parser.add_argument("--max-retries", type=int, default=CRDS_PLUGIN_BACKOFF.attempts)
     parser.add_argument("--ignore-cache", action="store_true", help="accepted for crds_s3_get compatibility")
     args = parser.parse_args(argv)
     args.output_path = args.destination or args.output_path

@@ -28,6 +28,7 @@ from astropy.io import fits
 
 from .dataset import DatasetId
 from .exit_codes import CaldpError, ExitCode, explain
+from .hstfile import product_suffix  # noqa: F401  (re-exported: the preview products are chosen by it)
 from .instruments import INSTRUMENTS
 from .locations import FileLocation, parse_location
 from .logsetup import configure_console
@@ -85,11 +86,6 @@ def choose_renderer(environ):
     if wanted == "fitscut":
         return ImageRenderer("fitscut", missing="fitscut is not installed (not on PATH); apt-get install fitscut")
     return ImageRenderer("native")
-
-
-def product_suffix(name):
-    """'j8bt05njq_flt.fits' -> 'flt'; 'ldfd01010_x1dsum3.fits' -> 'x1dsum3'."""
-    return name.split(".", 1)[0].rsplit("_", 1)[-1]
 
 
 def preview_products(product_dir, instrument):

@@ -1,9 +1,10 @@
 """HST dataset ids (ipppssoot) and the instruments they name."""
 
 import dataclasses
-import re
 
 from .exit_codes import CaldpError, ExitCode
+from .hstfile import DATASET_ID
+from .instruments import INSTRUMENTS
 
 # First letter of an HST dataset id -> instrument (the archive's own map).
 HST_INSTRUMENT_LETTERS = {
@@ -21,9 +22,8 @@ HST_INSTRUMENT_LETTERS = {
     "y": "fos",
     "z": "hrs",
 }
-CALIBRATED_INSTRUMENTS = ("acs", "wfc3", "stis", "cos")
+CALIBRATED_INSTRUMENTS = tuple(INSTRUMENTS)
 
-_IPPPSSOOT = re.compile(r"[a-z][a-z0-9]{8}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ class DatasetId:
         DatasetId(name='j8bt05njq', instrument='acs')
         """
         name = str(text).strip().lower()
-        if not _IPPPSSOOT.fullmatch(name):
+        if not DATASET_ID.fullmatch(name):
             raise CaldpError(
                 ExitCode.CMDLINE_ERROR,
                 f"invalid dataset id {str(text)!r}: expected 9 characters ipppssoot (a letter, then 8 letters or digits)",

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from .references import offline_environment
 from .synthetic import HRC_RAW, obsmode, synthesize_acs_references
 
 DATASET = "j8demo01q"
@@ -212,8 +213,7 @@ def main(argv=None):
     outdir = Path(args.outdir).resolve()
     print(f"caldp-demo: building a synthetic CRDS context, references and ACS/HRC dataset in {outdir}", flush=True)
     cache, inputs = build(outdir)
-    env = {**os.environ, "CRDS_PATH": str(cache), "CRDS_SERVER_URL": "https://localhost:1", "CRDS_MODE": "local",
-           "CRDS_OBSERVATORY": "hst", "CRDS_READONLY_CACHE": "1", "CALDP_HOME": str(outdir)}
+    env = {**os.environ, **offline_environment(cache), "CALDP_HOME": str(outdir)}
     env.pop("CRDS_CONTEXT", None)
     command = [shutil.which("caldp-process") or "caldp-process", DATASET, f"file:{inputs}", f"file:{outdir / 'output'}",
                "caldp-config-onsite"]

@@ -38,7 +38,7 @@ _EXPLANATIONS = {
     ExitCode.STAGE1_ERROR: "stage-1 calibration (calacs.e, calwf3.e, cs0.e, calcos) failed",
     ExitCode.STAGE2_ERROR: "stage-2 processing (runastrodriz) failed",
     ExitCode.S3_UPLOAD_ERROR: "writing the outputs (S3 upload or local publish) failed",
-    ExitCode.S3_DOWNLOAD_ERROR: "downloading the inputs from S3 failed",
+    ExitCode.S3_DOWNLOAD_ERROR: "reading from S3 failed (the inputs, or a message read back)",
     ExitCode.BESTREFS_ERROR: "CRDS bestrefs failed: mappings, context or a reference could not be obtained",
     ExitCode.CREATE_PREVIEWS_ERROR: "preview creation failed",
     ExitCode.SUBPROCESS_MEMORY_ERROR: "a calibration program ran out of memory (or was killed for it)",

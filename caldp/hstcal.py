@@ -19,6 +19,8 @@ dependencies exist.
 """
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -218,7 +220,28 @@ def build(source, where, *, sha256="", force=False, jobs=None, environ=None, log
     environ = dict(os.environ if environ is None else environ)
     where = Path(where).expanduser().absolute()
     where.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".caldp-hstcal-", dir=where.parent) as scratch:
+    with _one_build_at_a_time(where, log):
+        return _build(source, where, sha256=sha256, force=force, jobs=jobs, environ=environ, log=log)
+
+
+@contextlib.contextmanager
+def _one_build_at_a_time(where, log):
+    """Hold <parent>/.<name>.lock while building `where`: a second build of the same prefix waits, then
+    finds the first one's install and reuses it. Holding it, scratch dirs a killed build left behind
+    (.<name>.build-*) are removed: only a lock holder makes them."""
+    with open(where.parent / f".{where.name}.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another build of {where} is running; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        for stale in where.parent.glob(f".{where.name}.build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        yield
+
+
+def _build(source, where, *, sha256, force, jobs, environ, log):
+    with tempfile.TemporaryDirectory(prefix=f".{where.name}.build-", dir=where.parent) as scratch:
         local = fetch_source(source, scratch, log)
         digest = source_digest(local)
         if sha256 and digest != sha256.strip().lower():

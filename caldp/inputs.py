@@ -7,8 +7,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from .exit_codes import CaldpError, ExitCode
-
-INSTRUME_NAMES = {"acs": "ACS", "wfc3": "WFC3", "stis": "STIS", "cos": "COS"}
+from .hstfile import read_association_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,16 +43,13 @@ def dataset_tarball(dataset, names, where):
 
 
 def association_members(asn_path):
-    """Member ids (EXP-* rows present) of an association table, lower-cased."""
+    """Member ids of an association table, lower-cased: its EXP-* rows that are present
+    (every EXP-* row when the table has no MEMPRSNT column)."""
     try:
-        with fits.open(asn_path) as hdul:
-            table = hdul[1].data
-            names = [str(n).strip().lower() for n in table["MEMNAME"]]
-            types = [str(t).strip().upper() for t in table["MEMTYPE"]]
-            present = list(table["MEMPRSNT"]) if "MEMPRSNT" in table.names else [True] * len(names)
+        rows = read_association_table(asn_path).rows
     except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"unreadable association table {asn_path.name}: {exc}")
-    return tuple(n for n, t, p in zip(names, types, present) if t.startswith("EXP") and bool(p))
+    return tuple(r.name for r in rows if r.is_exposure and r.present is not False)
 
 
 def select_inputs(dataset, instrument, directory):
@@ -98,7 +94,7 @@ def verify_fits(path, instrument):
         raise
     except Exception as exc:  # astropy raises many types for damaged files
         raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"unreadable FITS file {path.name}: {exc}")
-    expected = INSTRUME_NAMES[instrument.name]
+    expected = instrument.instrume
     if instrume and instrume != expected:
         raise CaldpError(
             ExitCode.INPUT_TAR_FILE_ERROR,

@@ -44,6 +44,7 @@ class Program:
 @dataclasses.dataclass(frozen=True)
 class Instrument:
     name: str
+    instrume: str  # the INSTRUME keyword its files carry
     ref_variable: str  # the IRAF-style variable its reference names use (jref$...)
     input_suffixes: tuple  # file name suffixes (after "<id>_") that are calibration inputs
     bestrefs_suffixes: tuple  # inputs whose headers CRDS bestrefs updates
@@ -83,16 +84,18 @@ COS_RAW_SUFFIXES = tuple(
 INSTRUMENTS = {
     "acs": Instrument(
         name="acs",
+        instrume="ACS",
         ref_variable="jref",
         input_suffixes=("asn.fits", "raw.fits"),
         bestrefs_suffixes=("raw.fits",),
-        stage1=Program("calacs.e", install_hint=HSTCAL_HINT, native_module="caldp.native", kind="hstcal"),
+        stage1=Program("calacs.e", install_hint=HSTCAL_HINT, native_module="caldp.native.acs", kind="hstcal"),
         stage2=RUNASTRODRIZ,
         preview_suffixes=("raw", "flt", "flc", "crj", "sfl", "drz", "drc"),
         mast_product_groups=("ASN", "RAW"),
     ),
     "wfc3": Instrument(
         name="wfc3",
+        instrume="WFC3",
         ref_variable="iref",
         input_suffixes=("asn.fits", "raw.fits"),
         bestrefs_suffixes=("raw.fits",),
@@ -103,6 +106,7 @@ INSTRUMENTS = {
     ),
     "stis": Instrument(
         name="stis",
+        instrume="STIS",
         ref_variable="oref",
         input_suffixes=("asn.fits", "raw.fits", "wav.fits", "tag.fits", "epc.fits", "spt.fits"),
         bestrefs_suffixes=("raw.fits", "wav.fits", "tag.fits"),
@@ -115,6 +119,7 @@ INSTRUMENTS = {
     ),
     "cos": Instrument(
         name="cos",
+        instrume="COS",
         ref_variable="lref",
         input_suffixes=("asn.fits", *COS_RAW_SUFFIXES, "pha_a.fits", "pha_b.fits", "spt.fits", "epc.fits"),
         bestrefs_suffixes=COS_RAW_SUFFIXES,

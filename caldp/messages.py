@@ -3,6 +3,8 @@
 caldp writes dataset-processed (success: every output file, relative to the output root),
 dataset-error (exit code, name and one-line cause) and, for file: output, dataset-synced (absolute
 paths). Each starts with a header line so caldp can tell its own messages from downstream tools'.
+The backends store them through storage.base.MessageBox, which holds the rule that caldp removes
+only messages it wrote.
 """
 
 import datetime

@@ -56,11 +56,24 @@ class StepMetrics:
     status: str = "ok"
 
 
+def reset_peak_rss():
+    """Start this process's peak RSS (VmHWM) afresh at its current size, where Linux allows it, so a
+    dataset run in a process that ran others reports its own peak, not theirs."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
 class RunMetrics:
     def __init__(self, command, include_startup=False):
         """include_startup: the process is caldp's own (the command line), so its wall time starts
-        when the process did, covering interpreter start-up and imports as GNU time's does."""
+        when the process did, covering interpreter start-up and imports as GNU time's does; otherwise
+        the run shares a process and its peak RSS is counted from now."""
         self.command = command
+        if not include_startup:
+            reset_peak_rss()
         age = process_age_seconds() if include_startup else None
         self.started = time.monotonic() - (age or 0.0)
         self.steps = []

@@ -8,12 +8,11 @@ exit code. Instrument differences come from caldp.instruments, storage from cald
 
 import argparse
 import logging
-import re
 import shutil
 import signal
 import sys
 
-from . import __version__, messages
+from . import __version__, hstfile, messages
 from .calibration import calibrate, drizzle
 from .create_preview import make_previews
 from .dataset import DatasetId
@@ -152,8 +151,9 @@ class DatasetRun:
         published = self.destination.publish(self.dataset, workspace.result)
         self.destination.remove_message(messages.ERROR, self.dataset)
         self.destination.write_message(messages.PROCESSED, self.dataset, published)
-        if hasattr(self.destination, "absolute"):
-            self.destination.write_message(messages.SYNCED, self.dataset, self.destination.absolute(published))
+        synced = self.destination.synced_paths(published)  # None: the output has no dataset-synced (S3)
+        if synced is not None:
+            self.destination.write_message(messages.SYNCED, self.dataset, synced)
 
     def report_failure(self, workspace, error, logfile):
         log_failure(error, self.dataset)
@@ -175,9 +175,9 @@ def run(dataset_text, input_text="file:.", output_text="file:.", environ=None, w
     destination = None
     try:
         settings = Settings.from_environ(environ)
-        destination = output_storage(parse_location(output_text, role="output"))
+        destination = output_storage(parse_location(output_text, role="output"), settings)
         dataset = DatasetId.parse(dataset_text)
-        source = input_storage(parse_location(input_text, role="input"))
+        source = input_storage(parse_location(input_text, role="input"), settings)
     except CaldpError as error:  # before a run exists: no products, just say why
         report_early_failure(error, dataset_text, destination)
         return error.code
@@ -201,7 +201,7 @@ def report_early_failure(error, dataset_text, destination):
     """Log the cause; for a well-formed id (safe as a file name) also write dataset-error."""
     log_failure(error)
     name = str(dataset_text).strip().lower()
-    if destination is None or not re.fullmatch(r"[a-z][a-z0-9]{8}", name):
+    if destination is None or not hstfile.DATASET_ID.fullmatch(name):
         return
     try:
         destination.write_message(messages.ERROR, DatasetId(name, "unknown"), messages.error_lines(error))

@@ -8,28 +8,38 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
 
 from astropy.io import fits
 
+from . import hstfile
 from .exit_codes import CaldpError, ExitCode
+from .instruments import INSTRUMENTS
 
 log = logging.getLogger(__name__)
 
-# IRAF variable -> the CRDS instrument sub-directory it names in an "instrument" layout cache.
+# IRAF variable -> the CRDS instrument sub-directory it names in an "instrument" layout cache: each
+# calibrated instrument's own (the instrument table), and those of references they may name.
 REFERENCE_VARIABLES = {
-    "jref": "acs",
-    "iref": "wfc3",
-    "oref": "stis",
-    "lref": "cos",
+    **{instrument.ref_variable: instrument.name for instrument in INSTRUMENTS.values()},
     "nref": "nicmos",
     "uref": "wfpc2",
     "mtab": "synphot",
 }
-_REFERENCE_VALUE = re.compile(r"^([a-z]+)\$(\S+)$")
+
+
+def offline_environment(cache):
+    """CRDS settings for using the cache at `cache` with no server: local mode, a read-only cache (so
+    crds fetches nothing and says what is missing), and a server address nothing answers at."""
+    return {
+        "CRDS_PATH": str(cache),
+        "CRDS_SERVER_URL": "https://localhost:1",
+        "CRDS_MODE": "local",
+        "CRDS_OBSERVATORY": "hst",
+        "CRDS_READONLY_CACHE": "1",
+    }
 
 
 def crds_path(environ=os.environ):
@@ -58,10 +68,10 @@ def reference_environment(cache, layout=None):
 
 def resolve_reference(value, ref_env):
     """'jref$x_bia.fits' -> a path, or None for N/A and values that are not reference names."""
-    match = _REFERENCE_VALUE.match(str(value).strip())
-    if not match or match.group(1) not in ref_env:
+    parts = hstfile.split_reference(value)
+    if parts is None or parts[0] not in ref_env:
         return None
-    return Path(ref_env[match.group(1)] + match.group(2))
+    return hstfile.reference_path(value, ref_env)
 
 
 @dataclasses.dataclass(frozen=True)

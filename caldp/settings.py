@@ -1,10 +1,22 @@
-"""Run settings, read from the environment once."""
+"""Run settings, read from the environment once, in this one typed place.
+
+    CALDP_HOME, CALDP_CAL, CALDP_KEEP_WORKDIR, CALDP_DRIZZLE_PROCESSES, CRDS_CONTEXT,
+    CRDS_READONLY_CACHE, CALDP_RETRY_ATTEMPTS / CALDP_RETRY_DELAY (retry.Backoff),
+    CALDP_MAST_TIMEOUT (read timeout of MAST requests, seconds)
+
+The run's whole environment is kept too (`environ`): it is what the run's programs get, what CRDS
+is lent (references.crds_environment), and where CALDP_PREVIEW_RENDERER and CALDP_SIMULATE_ERROR are
+read by the steps they concern. Nothing per dataset reads os.environ behind the run's back.
+"""
 
 import dataclasses
 import os
 from pathlib import Path
 
 from .exit_codes import CaldpError, ExitCode
+from .retry import Backoff
+
+DEFAULT_MAST_TIMEOUT = (30.0, 300.0)  # (connect, read) seconds: astroquery's own read default is 600 s
 
 CAL_MODES = ("auto", "native", "hstcal")
 
@@ -18,6 +30,8 @@ class Settings:
     keep_workdir: bool  # CALDP_KEEP_WORKDIR=1 keeps the work directory for debugging
     drizzle_processes: int  # CALDP_DRIZZLE_PROCESSES: runastrodriz -n
     environ: dict
+    backoff: Backoff = Backoff()  # CALDP_RETRY_ATTEMPTS, CALDP_RETRY_DELAY: MAST and S3 retries
+    mast_timeout: tuple = DEFAULT_MAST_TIMEOUT  # CALDP_MAST_TIMEOUT sets the read part
 
     @classmethod
     def from_environ(cls, environ=None):
@@ -37,4 +51,13 @@ class Settings:
             keep_workdir=environ.get("CALDP_KEEP_WORKDIR", "") == "1",
             drizzle_processes=max(1, processes),
             environ=environ,
+            backoff=Backoff.from_environ(environ),
+            mast_timeout=mast_timeout(environ),
         )
+
+
+def mast_timeout(environ):
+    try:
+        return (DEFAULT_MAST_TIMEOUT[0], float(environ.get("CALDP_MAST_TIMEOUT", DEFAULT_MAST_TIMEOUT[1])))
+    except ValueError:
+        return DEFAULT_MAST_TIMEOUT

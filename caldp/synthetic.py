@@ -1,7 +1,7 @@
 """Synthetic ACS reference files: real structure, plausible values, under the names CRDS selects.
 
 Only a few HST reference files are public in small form, so the demo and the tests make stand-ins
-with exactly the structure calacs.e reads (see calacs-ccd.md in the project notes): the columns,
+with exactly the structure calacs.e reads (hstcal pkg/acs is the authority): the columns,
 imsets, geometry (LTV) and keywords, matched to a given raw header (amplifier, gain, offsets,
 filters, detector). Values are smooth and seeded, so runs are reproducible.
 """

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 from caldp import hstcal
+from caldp.references import offline_environment
+
+# The local S3 (moto) and MAST servers' fixtures, registered once for every test module.
+pytest_plugins = ["tests.support.servers.fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CALDP_SHARED", REPO.parent / "shared"))
@@ -59,19 +63,12 @@ def crds_cache(tmp_path_factory):
     return dest
 
 
-def offline_crds_env(cache):
-    return {
-        "CRDS_PATH": str(cache),
-        "CRDS_SERVER_URL": "https://localhost:1",
-        "CRDS_MODE": "local",
-        "CRDS_OBSERVATORY": "hst",
-        "CRDS_READONLY_CACHE": "1",
-    }
+offline_crds_env = offline_environment
 
 
 @pytest.fixture
 def crds_env(crds_cache, monkeypatch):
-    """The offline CRDS environment of DEVELOPERS.md, applied to this process."""
+    """The offline CRDS environment (no server, a read-only cache copy), applied to this process."""
     env = offline_crds_env(crds_cache)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -106,7 +103,7 @@ def run_caldp_process(args, env, cwd, timeout=300):
     )
 
 
-STANDIN = REPO / "tests" / "standin" / "calprogram.py"
+STANDIN = REPO / "tests" / "support" / "standin" / "calprogram.py"
 
 
 @pytest.fixture
@@ -136,13 +133,13 @@ SBC_ASSOCIATION = ["jbz504020_asn.fits", "jbz504elq_raw.fits", "jbz504emq_raw.fi
 @pytest.fixture(scope="session")
 def acs_ref_cache(crds_cache, tmp_path_factory):
     """A cache copy holding the golden references plus stand-ins for everything else ACS selects
-    (calacs.e's references via caldp.synthetic, runastrodriz's via tests/drizzle_references.py)."""
+    (calacs.e's references via caldp.synthetic, runastrodriz's via tests/support/drizzle_references.py)."""
     from astropy.io import fits
 
     from caldp.references import assign_references, reference_environment
     from caldp.synthetic import synthesize_acs_references
 
-    from .drizzle_references import synthesize_drizzle_references
+    from .support.drizzle_references import synthesize_drizzle_references
 
     cache = tmp_path_factory.mktemp("refcache") / "cache"
     shutil.copytree(crds_cache, cache)

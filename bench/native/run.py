@@ -3,7 +3,7 @@
 
 For each input it prints:
 
-* cold: wall time and peak RSS of ``python -m caldp.native <raw>`` in a fresh
+* cold: wall time and peak RSS of ``python -m caldp.native.acs <raw>`` in a fresh
   process (interpreter start-up and imports included);
 * in-process: the best wall time of ``calibrate_exposure`` over several runs
   in one warm process, and the peak RSS of a process doing one calibration;
@@ -113,7 +113,7 @@ def bench(name: str, raw: Path, jref: str, repeat: int) -> dict:
     env = dict(os.environ, jref=jref, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     result: dict = {"input": name}
     work = fresh_copy(raw, "cold")
-    status, wall, rss, out = run_measured([sys.executable, "-m", "caldp.native", "-q", raw.name],
+    status, wall, rss, out = run_measured([sys.executable, "-m", "caldp.native.acs", "-q", raw.name],
                                           work, env)
     if status != 0:
         raise SystemExit(f"caldp-calacs failed on {name}:\n{out}")
@@ -151,7 +151,7 @@ def report(results: list[dict]) -> None:
               f"{r['inproc_first']:>8.3f}{r['inproc_rss']:>9.0f}{r['import_time']:>10.3f}"
               f"{calacs_s:>12}{calacs_mb:>11}{ratio:>7}")
     print()
-    print("cold = `python -m caldp.native -q <raw>` in a new process; in-proc = best "
+    print("cold = `python -m caldp.native.acs -q <raw>` in a new process; in-proc = best "
           "calibrate_exposure() over the repeats in one warm process ('1st' = first call);")
     print("proc MB = peak RSS of that process (the interpreter, numpy and astropy alone take "
           f"about {results[0]['rss_after_import']:.0f} MB); ratio = in-proc / calacs.e wall time.")

@@ -1,59 +1,26 @@
-"""caldp.native: a numpy + astropy reimplementation of hstcal's calacs.e (ACS).
+"""caldp.native: numpy + astropy reimplementations of HST calibration programs.
 
-It calibrates single ACS exposures (HRC and WFC CCDs, SBC MAMA) into _flt
-files the way calacs.e 10.5.0 does, for machines where hstcal is absent:
+One package per program over a shared core:
 
-    from caldp.native import calibrate_exposure
-    flt = calibrate_exposure(Path("j8bt05njq_raw.fits"), jref="/refs/")
+* ``common``   -- FITS and imset I/O, reference and table readers, the trailer, header keywords,
+  switches and HISTORY, image statistics, errors and the version string;
+* ``detector`` -- pure CCD/MAMA array algorithms without instrument knowledge of their own
+  (overscan, bias, dark, flat, gain and electrons, sink pixels, MAMA linearity);
+* ``acs``      -- calacs.e (``python -m caldp.native.acs``, the console script ``caldp-calacs``);
+* ``wfc3``     -- the place for calwf3.e.
 
-or, from a shell, ``python -m caldp.native j8bt05njq_raw.fits`` (the console
-script ``caldp-calacs``), which accepts calacs.e's options.  An _asn.fits
-input calibrates every present member and then hands the _flt files to
-``caldp.native.combine.combine_association``.
-
-Steps applied: DQICORR, BIASCORR, BLEVCORR (overscan fit; post-SM4 WFC bias
-shift, cross talk and destriping), SATUFILE flags, DARKTIME, the error
-array, SINKCORR, DARKCORR, FLSHCORR, FLATCORR, SHADCORR, PHOTCORR for the
-CCDs; DQICORR, GLINCORR, LFLGCORR, FLATCORR, PHOTCORR (and DARKCORR) for SBC.
-Parity with calacs.e is checked on the goldens in ../shared/golden (bit for
-bit on SCI, ERR and DQ there).
-
-Known differences from calacs.e 10.5.0:
-
-* PCTECORR and ATODCORR are recognised but not applied: the trailer says
-  "<step> requested but not applied by caldp's native calibration" and the
-  switch stays PERFORM (the references calacs.e requires for them must
-  still exist, as calacs.e checks that first).
-* CFLTFILE/SPOTTAB (HRC coronagraphic spot flats) are not applied; a
-  warning names the file.
-* LFLTFILE is expanded and divided over the whole frame, where calacs.e's
-  code divides by an unfilled buffer (see flat.py).
-* The post-SM4 WFC path (postsm4.py) follows calacs.e's algorithm but has
-  no calacs.e run to compare with here; summation order differs.
-* Products say ORIGIN = 'caldp.native (astropy)' and CAL_VER =
-  VERSION_STRING; the trailer has no git/thread lines and blank-line
-  spacing differs slightly.
+``python -m caldp.native`` is an alias of ``python -m caldp.native.acs``, and the names below are
+calacs's, kept here for callers that import them from ``caldp.native``.
 """
 
-from .calibrate import NothingToDo, calibrate_association, calibrate_exposure
-from .errors import ERROR_RETURN, CalibrationError
-from .exposure import NOT_APPLIED, SWITCH_KEYWORDS
-from .version import CALACS_COMPAT, VERSION_STRING
-
-#: Switches whose steps caldp.native performs and marks COMPLETE.
-APPLIED_SWITCHES = ("DQICORR", "BIASCORR", "BLEVCORR", "SINKCORR", "DARKCORR", "FLSHCORR",
-                    "FLATCORR", "SHADCORR", "PHOTCORR", "GLINCORR", "LFLGCORR")
-#: Switches that are recognised but left as they are.
-NOT_APPLIED_SWITCHES = NOT_APPLIED
-#: Files written for one exposure (relative to the input's directory).
-OUTPUT_SUFFIXES = ("_flt.fits", ".tra")
-
 import logging as _logging
+
+from .acs import (CALACS_COMPAT, ERROR_RETURN, VERSION_STRING, CalibrationError, NothingToDo,
+                  calibrate_association, calibrate_exposure)
 
 _logging.getLogger("caldp.native").addHandler(_logging.NullHandler())
 
 __all__ = [
     "calibrate_exposure", "calibrate_association", "CalibrationError", "NothingToDo",
-    "ERROR_RETURN", "VERSION_STRING", "CALACS_COMPAT", "APPLIED_SWITCHES",
-    "NOT_APPLIED_SWITCHES", "SWITCH_KEYWORDS", "OUTPUT_SUFFIXES",
+    "ERROR_RETURN", "VERSION_STRING", "CALACS_COMPAT",
 ]

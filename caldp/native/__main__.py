@@ -1,7 +1,7 @@
-"""``python -m caldp.native``: run caldp's calacs.e replacement."""
+"""``python -m caldp.native``: an alias of ``python -m caldp.native.acs`` (calacs.e)."""
 
 import sys
 
-from .cli import main
+from .acs.cli import main
 
 sys.exit(main())

@@ -1,11 +1,11 @@
-"""Storage backends behind one interface, chosen once from the parsed location.
+"""Storage backends behind the interfaces of storage/base.py, chosen once from the parsed location.
 
-Input side:   fetch_inputs(dataset, instrument, workdir) -> None   (candidate files into workdir)
-Output side:  publish(dataset, result_dir) -> [relative paths]     (atomic replace of the product tree)
-              publish_logs(dataset, logs_dir)                       (a failed run: logs only)
-              write_message(state, dataset, lines) / remove_message(state, dataset)
-              lock(dataset)                                         (one run per dataset and output root)
-              root                                                  (printable location, for the log)
+    InputSource   fetch_inputs(dataset, instrument, workdir)     candidate files into the work dir
+    OutputTree    publish(dataset, result_dir) -> [relative]     atomic replace of the product tree
+                  publish_logs(dataset, logs_dir)                a failed run: logs only
+                  synced_paths(published) -> [paths] | None      the dataset-synced lines, if any
+                  lock(dataset), root                            one run per dataset; printable location
+    MessageBox    write/read/has/remove_message                  caldp's rules over get/put/delete bytes
 
 Backends:     file:<dir>            storage.files.FileStorage    (input and output)
               s3://bucket/prefix    storage.s3.S3Storage         (input and output; needs boto3)
@@ -16,20 +16,23 @@ import importlib
 
 from ..exit_codes import CaldpError, ExitCode
 from ..locations import AstroqueryLocation, FileLocation, S3Location
+from .base import Destination, InputSource
 
 
-def input_storage(location):
-    return _open(location, s3_failure=ExitCode.S3_DOWNLOAD_ERROR)
+def input_storage(location, settings=None) -> InputSource:
+    """settings: the run's Settings (retries, MAST timeout); None: read from this process's environment."""
+    return _open(location, settings, s3_failure=ExitCode.S3_DOWNLOAD_ERROR)
 
 
-def output_storage(location):
+def output_storage(location, settings=None) -> Destination:
     if isinstance(location, AstroqueryLocation):
         raise TypeError("astroquery: is an input location only")
-    return _open(location, s3_failure=ExitCode.S3_UPLOAD_ERROR)
+    return _open(location, settings, s3_failure=ExitCode.S3_UPLOAD_ERROR)
 
 
-def _open(location, s3_failure):
+def _open(location, settings, s3_failure):
     """The backend for a parsed location; the client library is imported only when it is used."""
+    backoff = settings.backoff if settings is not None else None
     if isinstance(location, FileLocation):
         from .files import FileStorage
 
@@ -38,12 +41,12 @@ def _open(location, s3_failure):
         require("boto3", "aws", s3_failure, location)
         from .s3 import S3Storage
 
-        return S3Storage(location)
+        return S3Storage(location, backoff=backoff)
     if isinstance(location, AstroqueryLocation):
         require("astroquery", "mast", ExitCode.ASTROQUERY_ERROR, location)
         from .mast import MastStorage
 
-        return MastStorage()
+        return MastStorage(backoff=backoff, timeout=settings.mast_timeout if settings is not None else None)
     raise TypeError(location)
 
 

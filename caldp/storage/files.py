@@ -7,13 +7,13 @@ import os
 import shutil
 from pathlib import Path
 
-from .. import messages
 from ..exit_codes import CaldpError, ExitCode
 from ..inputs import candidate_names, dataset_tarball
 from ..tarsafe import UnsafeArchive, extract_flat
+from .base import Destination, InputSource
 
 
-class FileStorage:
+class FileStorage(InputSource, Destination):
     def __init__(self, root):
         self.root = Path(root)
 
@@ -58,8 +58,9 @@ class FileStorage:
         files = sorted(p for p in target.rglob("*") if p.is_file())
         return [str(p.relative_to(self.root)) for p in files]
 
-    def absolute(self, relative_paths):
-        return [str(self.root / p) for p in relative_paths]
+    def synced_paths(self, published):
+        """The dataset-synced message's lines: the published files' absolute paths."""
+        return [str(self.root / p) for p in published]
 
     def publish_logs(self, dataset, logs_dir):
         """A failed run: put its logs beside whatever products an earlier run left (never touching them)."""
@@ -70,27 +71,28 @@ class FileStorage:
         shutil.copytree(logs_dir, staging)
         _swap_into_place(staging, target)
 
-    def write_message(self, state, dataset, lines):
-        path = self.root / "messages" / state / dataset.name
+    # ------------------------------------------ messages (the rules are base.MessageBox's)
+    def message_path(self, state, name):
+        return self.root / "messages" / state / name
+
+    def get_message_bytes(self, state, name):
+        path = self.message_path(state, name)
+        if not path.is_file():
+            return None
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:  # removed since
+            return None
+
+    def put_message_bytes(self, state, name, data):
+        path = self.message_path(state, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{dataset.name}.tmp-{os.getpid()}"
-        tmp.write_text(messages.render(state, dataset, lines))
+        tmp = path.parent / f".{name}.tmp-{os.getpid()}"
+        tmp.write_bytes(data)
         os.replace(tmp, path)
 
-    def has_message(self, state, dataset):
-        """True when caldp's own `state` message for the dataset exists."""
-        path = self.root / "messages" / state / dataset.name
-        return path.is_file() and messages.written_by_caldp(path.read_text(errors="replace"))
-
-    def remove_message(self, state, dataset):
-        """Remove a message only if caldp wrote it; downstream tools own theirs."""
-        path = self.root / "messages" / state / dataset.name
-        try:
-            text = path.read_text(errors="replace")
-        except FileNotFoundError:
-            return
-        if messages.written_by_caldp(text):
-            path.unlink(missing_ok=True)
+    def delete_message_bytes(self, state, name):
+        self.message_path(state, name).unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def lock(self, dataset):

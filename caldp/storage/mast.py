@@ -22,29 +22,24 @@ from pathlib import Path
 from ..exit_codes import CaldpError, ExitCode
 from ..inputs import association_members, verify_fits
 from ..retry import Backoff, TransientError, call_with_retries, describe
+from ..settings import DEFAULT_MAST_TIMEOUT, mast_timeout
+from .base import InputSource, size_text
 
 log = logging.getLogger("caldp.storage.mast")
 
 # HTTP statuses worth retrying; any other 4xx is the archive's final answer.
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 # requests has no session-wide timeout and astroquery passes none for downloads: a stalled server
-# would hang the run forever without this default (connect, read) in seconds. CALDP_MAST_TIMEOUT
-# sets the read timeout.
-DEFAULT_TIMEOUT = (30, 300)
+# would hang the run forever without a default (connect, read) timeout; settings.mast_timeout reads it
+# (CALDP_MAST_TIMEOUT sets the read timeout).
 
 
-def request_timeout(environ=os.environ):
-    try:
-        return (DEFAULT_TIMEOUT[0], float(environ.get("CALDP_MAST_TIMEOUT", DEFAULT_TIMEOUT[1])))
-    except ValueError:
-        return DEFAULT_TIMEOUT
-
-
-class MastStorage:
+class MastStorage(InputSource):
     root = "astroquery:"
 
-    def __init__(self, *, backoff=None, observations=None):
+    def __init__(self, *, backoff=None, observations=None, timeout=None):
         self.backoff = backoff or Backoff.from_environ()
+        self.timeout = timeout or mast_timeout(os.environ)
         self._observations = observations
 
     def __repr__(self):
@@ -53,7 +48,7 @@ class MastStorage:
     @property
     def observations(self):
         if self._observations is None:
-            self._observations = make_observations()
+            self._observations = make_observations(self.timeout)
         return self._observations
 
     # ---------------------------------------------------------------- input side
@@ -99,7 +94,7 @@ class MastStorage:
 
     def download_all(self, products, workdir, instrument):
         total = sum(p["size"] or 0 for p in products)
-        log.info("MAST: downloading %d files (%s) into the work directory", len(products), _size_text(total))
+        log.info("MAST: downloading %d files (%s) into the work directory", len(products), size_text(total))
         for number, product in enumerate(products, 1):
             target = workdir / product["filename"]
             progress = f"[{number}/{len(products)}] {target.name}"
@@ -109,7 +104,7 @@ class MastStorage:
             started = time.monotonic()
             self.retry(lambda: self.download(product, target, instrument), f"MAST download of {target.name}")
             seconds = time.monotonic() - started
-            log.info("MAST: %s (%s) in %.1f s", progress, _size_text(target.stat().st_size), seconds)
+            log.info("MAST: %s (%s) in %.1f s", progress, size_text(target.stat().st_size), seconds)
 
     def download(self, product, target, instrument):
         """One file, into a .part name first so the work dir never holds a partial file."""
@@ -142,12 +137,10 @@ class MastStorage:
             raise CaldpError(ExitCode.ASTROQUERY_ERROR, f"{what} failed{tries}: {describe(exc)}")
 
 
-def make_observations():
-    """A private astroquery Observations client whose session has a default timeout."""
+def make_observations(timeout=DEFAULT_MAST_TIMEOUT):
+    """A private astroquery Observations client whose session has a default (connect, read) timeout."""
     import requests.adapters
     from astroquery.mast import ObservationsClass
-
-    timeout = request_timeout()
 
     class TimeoutAdapter(requests.adapters.HTTPAdapter):
         # astroquery passes its own conf.timeout (600 s) to some calls: the tighter of the two wins.
@@ -205,10 +198,6 @@ def missing_members(dataset, workdir):
         return []
     names = [p.name.lower() for p in workdir.iterdir()]
     return [m for m in association_members(asn) if not any(n.startswith(m + "_") for n in names)]
-
-
-def _size_text(size):
-    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
 
 
 def _size(value):

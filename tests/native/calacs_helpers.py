@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 from pathlib import Path
@@ -11,11 +10,12 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from ..conftest import SHARED
+
 
 def shared_dir() -> Path:
-    """../shared beside the checkout, or $CALDP_SHARED."""
-    env = os.environ.get("CALDP_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
+    """The project's shared data directory (tests/conftest.py locates it)."""
+    return SHARED
 
 
 def golden(name: str) -> Path:

@@ -1,7 +1,6 @@
 """Synthetic ACS raw files and reference files for caldp.native tests.
 
-The references have exactly the structure calacs.e reads
-(../shared/docs/calacs-ccd.md): imset images with NEXTEND/CCDCHIP/LTV
+The references have exactly the structure calacs.e reads: imset images with NEXTEND/CCDCHIP/LTV
 keywords, and binary tables with the required columns.  Values are
 plausible, not real calibration data.
 """
