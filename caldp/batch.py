@@ -5,7 +5,9 @@
 Each dataset runs as its own caldp-process (its own work directory, lock and messages), so
 concurrent datasets sharing one output root never touch each other's files. Datasets already
 in messages/dataset-processed/ are skipped unless --force. The exit status is 0 only if every
-dataset succeeded (or was skipped).
+dataset succeeded (or was skipped); interrupted by SIGINT (Ctrl-C), SIGTERM or SIGHUP, it stops
+starting datasets, stops the running ones, prints the summary and exits 128 + the signal's number
+(130, 143, 129).
 """
 
 import argparse
@@ -14,17 +16,19 @@ import dataclasses
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
 import threading
+import tempfile
 import time
 from pathlib import Path
 
 from . import messages
 from .dataset import DatasetId
-from .exit_codes import CaldpError, ExitCode, to_exit_code
-from .locations import parse_location
+from .exit_codes import CaldpError, ExitCode, interrupted_status, to_exit_code
+from .locations import FileLocation, parse_location
 
 _LOCATION = re.compile(r"^(file:|s3://|astroquery:?$)", re.IGNORECASE)
 
@@ -32,13 +36,17 @@ _LOCATION = re.compile(r"^(file:|s3://|astroquery:?$)", re.IGNORECASE)
 @dataclasses.dataclass
 class DatasetResult:
     dataset: str
-    status: str  # processed | failed | skipped
+    status: str  # processed | failed | skipped | interrupted | not started
     exit_code: int
     wall_seconds: float = 0.0
     max_rss_kb: int = 0
+    cause: str = ""  # a failure's one-line cause (its dataset-error message, else its last ERROR line)
+    log: str = ""  # where to read more: the dataset-error message, or caldp-process's captured output
 
     @property
     def exit_name(self):
+        if self.status == "not started":
+            return "-"
         code = to_exit_code(self.exit_code)
         return code.name if code is not None else "UNKNOWN"
 
@@ -93,18 +101,124 @@ def already_processed(output, dataset):
     return output_storage(location).has_message(messages.PROCESSED, DatasetId.parse(dataset))
 
 
-def run_one(dataset, request, env):
-    """Run caldp-process for one dataset; its rusage covers the whole process tree it waited for."""
+class Interrupt:
+    """The batch's stop switch: the first SIGINT/SIGTERM/SIGHUP stops starting datasets and is passed
+    on to the running caldp-process children (which stop their programs and clean up)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self):
+        self.signum = None
+        self._children = set()
+        self._lock = threading.Lock()
+
+    @property
+    def stopped(self):
+        return self.signum is not None
+
+    def install(self):
+        for number in self.SIGNALS:
+            signal.signal(number, self.handle)
+
+    def handle(self, signum, frame=None):
+        if self.signum is None:
+            self.signum = signum
+            print(f"caldp-batch: {signal.Signals(signum).name}: stopping the running datasets, starting no more",
+                  file=sys.stderr, flush=True)
+        with self._lock:
+            children = list(self._children)
+        for proc in children:  # caldp-process handles each of these signals once, like SIGTERM
+            try:
+                proc.send_signal(signum)
+            except (ProcessLookupError, OSError):
+                pass
+
+    def started(self, proc):
+        with self._lock:
+            self._children.add(proc)
+        if self.stopped:  # the signal came while it was being started
+            self.handle(self.signum)
+
+    def ended(self, proc):
+        with self._lock:
+            self._children.discard(proc)
+
+
+def output_log_dir(env):
+    """Where caldp-batch keeps each caldp-process's output: $CALDP_HOME/caldp-batch-logs (else a temp dir)."""
+    base = Path(env.get("CALDP_HOME") or os.getcwd()) / "caldp-batch-logs"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        if os.access(base, os.W_OK):
+            return base
+    except OSError:
+        pass
+    return Path(tempfile.mkdtemp(prefix="caldp-batch-logs-"))
+
+
+def run_one(dataset, request, env, interrupt=None, log_dir=None):
+    """Run caldp-process for one dataset; its rusage covers the whole process tree it waited for.
+    Its output (stdout and stderr) goes to <log_dir>/<dataset>.log."""
+    if interrupt is not None and interrupt.stopped:
+        return DatasetResult(dataset, "not started", 0)
     command = [_caldp_process(), dataset, request.input, request.output, request.config]
-    start = time.monotonic()
-    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    log_path = Path(log_dir or output_log_dir(env)) / f"{dataset}.log"
+    start, started_at = time.monotonic(), time.time()
+    with open(log_path, "wb") as output:
+        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+    if interrupt is not None:
+        interrupt.started(proc)
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        if interrupt is not None:
+            interrupt.ended(proc)
     proc.returncode = code = os.waitstatus_to_exitcode(status)
     if code < 0:  # caldp-process itself was killed: SIGKILL is the memory class
         code = int(ExitCode.CONTAINER_MEMORY_ERROR if -code == 9 else ExitCode.GENERIC_ERROR)
-    return DatasetResult(dataset, "processed" if code == 0 else "failed", code,
-                         round(time.monotonic() - start, 2), int(usage.ru_maxrss))
+    result = DatasetResult(dataset, "processed" if code == 0 else "failed", code,
+                           round(time.monotonic() - start, 2), int(usage.ru_maxrss), log=str(log_path))
+    if code != 0:
+        if interrupt is not None and interrupt.stopped:
+            result.status = "interrupted"
+        result.cause, message = failure_cause(dataset, request.output, log_path, started_at)
+        result.log = message or result.log
+    return result
+
+
+_LOG_ERROR = re.compile(r"^\S+ \S+ - ERROR - \S+ - (?P<text>.*)$")
+
+
+def failure_cause(dataset, output, log_path, since):
+    """(one-line cause, dataset-error path or "") of a failed caldp-process: the "cause:" line of the
+    dataset-error message it wrote (file: outputs), else the last ERROR line of its output (not the
+    exit code's explanation), else its last line."""
+    try:
+        location = parse_location(output, role="output")
+        message = Path(location.path) / "messages" / "dataset-error" / dataset
+        if message.is_file() and message.stat().st_mtime >= since - 1:
+            for line in message.read_text(errors="replace").splitlines():
+                if line.startswith("cause:"):
+                    return line[len("cause:"):].strip(), str(message)
+    except (CaldpError, AttributeError, OSError):
+        pass
+    last_error, last_line = "", ""
+    try:
+        lines = Path(log_path).read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        last_line = text
+        match = _LOG_ERROR.match(text)
+        if match and not match["text"].startswith("EXIT - "):
+            last_error = match["text"].strip()
+    cause = last_error or last_line
+    if cause.startswith(f"{dataset} failed: "):
+        cause = cause[len(f"{dataset} failed: "):]
+    return " ".join(cause.split()), ""
 
 
 def _caldp_process():
@@ -126,26 +240,46 @@ class Progress:
             width = 30
             filled = int(width * self.done / max(self.total, 1))
             bar = "#" * filled + "-" * (width - filled)
+            why = f": {result.cause} (see {result.log})" if result.status in ("failed", "interrupted") else ""
             self.stream.write(f"[{bar}] {self.done}/{self.total} {result.dataset} {result.status} "
-                              f"({result.exit_code} {result.exit_name}, {result.wall_seconds:.1f} s)\n")
+                              f"({result.exit_code} {result.exit_name}, {result.wall_seconds:.1f} s){why}\n")
             self.stream.flush()
 
 
-def run_local(request, workers, force=False, env=None, progress=None):
+def reclaim_leftovers(output):
+    """Before anything starts: put right what runs killed outright left in a file: output (half-swapped
+    trees, staging, temporary messages); datasets a live run holds are skipped."""
+    location = parse_location(output, role="output")
+    if isinstance(location, FileLocation) and location.path.is_dir():
+        from .storage.files import reclaim_output
+
+        for name in reclaim_output(location.path):
+            print(f"caldp-batch: reclaimed what a killed run of {name} left", file=sys.stderr)
+
+
+def run_local(request, workers, force=False, env=None, progress=None, interrupt=None):
+    """Run the datasets N at a time. interrupt (an Interrupt whose handlers are installed): once it
+    is triggered, no dataset starts ("not started") and the running ones end "interrupted"."""
     env = dict(os.environ if env is None else env)
+    interrupt = interrupt or Interrupt()
+    reclaim_leftovers(request.output)
     results, todo = {}, []
     for dataset in request.datasets:
-        if not force and already_processed(request.output, dataset):
+        if interrupt.stopped:
+            results[dataset] = DatasetResult(dataset, "not started", 0)
+        elif not force and already_processed(request.output, dataset):
             results[dataset] = DatasetResult(dataset, "skipped", 0)
         else:
             todo.append(dataset)
     progress = progress or Progress(len(todo))
+    log_dir = output_log_dir(env) if todo else None
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(run_one, d, request, env): d for d in todo}
+        futures = {pool.submit(run_one, d, request, env, interrupt, log_dir): d for d in todo}
         for future in concurrent.futures.as_completed(futures):
             result = future.result()
             results[result.dataset] = result
-            progress.update(result)
+            if result.status != "not started":
+                progress.update(result)
     return [results[d] for d in request.datasets]
 
 
@@ -153,9 +287,12 @@ def summary_table(results):
     header = f"{'dataset':<10} {'status':<10} {'exit':>4} {'name':<24} {'wall s':>8} {'peak RSS MB':>11}"
     lines = [header, "-" * len(header)]
     for r in results:
-        lines.append(f"{r.dataset:<10} {r.status:<10} {r.exit_code:>4} {r.exit_name:<24} "
-                     f"{r.wall_seconds:>8.1f} {r.max_rss_kb / 1024:>11.1f}")
+        code = "-" if r.status == "not started" else r.exit_code
+        why = f"  {r.cause} (see {r.log})" if r.status in ("failed", "interrupted") else ""
+        lines.append(f"{r.dataset:<10} {r.status:<10} {code:>4} {r.exit_name:<24} "
+                     f"{r.wall_seconds:>8.1f} {r.max_rss_kb / 1024:>11.1f}{why}")
     counts = {s: sum(r.status == s for r in results) for s in ("processed", "skipped", "failed")}
+    counts.update({s: n for s in ("interrupted", "not started") if (n := sum(r.status == s for r in results))})
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
     return "\n".join(lines)
 
@@ -181,9 +318,13 @@ def main(argv=None):
         return int(error.code)
     if args.aws_batch:
         return submit_to_aws(request, args)
-    results = run_local(request, args.workers, force=args.force)
-    print(summary_table(results))
-    return 0 if all(r.status != "failed" for r in results) else 1
+    interrupt = Interrupt()
+    interrupt.install()
+    results = run_local(request, args.workers, force=args.force, interrupt=interrupt)
+    print(summary_table(results), flush=True)
+    if interrupt.stopped:
+        return interrupted_status(interrupt.signum)
+    return 0 if all(r.status == "processed" or r.status == "skipped" for r in results) else 1
 
 
 def dataset_features(dataset, input_location):

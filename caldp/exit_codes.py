@@ -31,7 +31,7 @@ class ExitCode(enum.IntEnum):
 
 _EXPLANATIONS = {
     ExitCode.SUCCESS: "processing completed successfully",
-    ExitCode.GENERIC_ERROR: "an error with no specific handling (e.g. an untrapped exception, a locked dataset, SIGTERM)",
+    ExitCode.GENERIC_ERROR: "an error with no specific handling (an untrapped exception, a locked dataset, a signal)",
     ExitCode.CMDLINE_ERROR: "the command line or the dataset id is invalid",
     ExitCode.INPUT_TAR_FILE_ERROR: "the dataset's input files could not be found, read or unpacked",
     ExitCode.ASTROQUERY_ERROR: "downloading the inputs from MAST (astroquery) failed",
@@ -104,6 +104,17 @@ def explain_signal(signum):
         name = f"SIG{signum}"
     text = signal.strsignal(signum) or "unknown signal"
     return f"killed by signal {name}[{signum}]: {text}"
+
+
+def interrupted_status(signum):
+    """caldp-batch's exit status when a signal stopped it: 128 + the signal's number, as a shell
+    reports a command killed by it (130 SIGINT/Ctrl-C, 143 SIGTERM, 129 SIGHUP). Not an ExitCode:
+    no dataset ends with it (caldp-process itself exits 1, GENERIC_ERROR, when terminated).
+
+    >>> interrupted_status(2), interrupted_status(15)
+    (130, 143)
+    """
+    return 128 + abs(int(signum))
 
 
 class CaldpError(Exception):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 from astropy.io import fits
@@ -27,11 +28,17 @@ class DatasetInputs:
         return [name for name in self.files if name.endswith(tuple("_" + s for s in suffixes))]
 
 
-def candidate_names(dataset, instrument, names):
-    """Names that may belong to the dataset: same ipppss (an association's members share it)."""
+def candidate_names(dataset, instrument, names, compressed=False):
+    """Names that may belong to the dataset: same ipppss (an association's members share it),
+    compared ignoring case; compressed: `<name>.gz` too (a file: source decompresses them)."""
     suffixes = tuple("_" + s for s in instrument.input_suffixes)
     prefix = dataset.name[:6]
-    return sorted(n for n in names if n.lower().startswith(prefix) and n.lower().endswith(suffixes))
+
+    def base(n):
+        n = n.lower()
+        return n[: -len(".gz")] if compressed and n.endswith(".fits.gz") else n
+
+    return sorted(n for n in names if base(n).startswith(prefix) and base(n).endswith(suffixes))
 
 
 def dataset_tarball(dataset, names, where):
@@ -52,13 +59,16 @@ def association_members(asn_path):
     return tuple(r.name for r in rows if r.is_exposure and r.present is not False)
 
 
-def select_inputs(dataset, instrument, directory):
+def select_inputs(dataset, instrument, directory, location=None):
     """Decide the dataset's inputs among the candidate files in `directory`.
 
     An `<id>_asn.fits` makes the dataset an association: its table names the members, each of
     which must have at least one input file. Otherwise the inputs are the files named `<id>_*`.
+    `location`: where the files came from, as an operator named it, for the causes (the work dir
+    they were copied into is gone by the time anyone reads them); default: `directory`.
     """
     directory = Path(directory)
+    where = location or directory
     names = candidate_names(dataset, instrument, os.listdir(directory))
     by_lower = {n.lower(): n for n in names}
     asn = by_lower.get(f"{dataset.name}_asn.fits")
@@ -70,25 +80,44 @@ def select_inputs(dataset, instrument, directory):
             if not own:
                 raise CaldpError(
                     ExitCode.INPUT_TAR_FILE_ERROR,
-                    f"association {dataset.name}: member {member} has no input file in {directory}",
+                    f"association {dataset.name}: member {member} has no input file in {where}",
                 )
             files.extend(own)
         return DatasetInputs(directory, tuple(files), asn, members)
     files = [by_lower[n] for n in sorted(by_lower) if n.startswith(dataset.name + "_")]
     if not files:
-        raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"no input files for {dataset.name} in {directory}")
+        raise CaldpError(ExitCode.INPUT_TAR_FILE_ERROR, f"no input files for {dataset.name} in {where}")
     return DatasetInputs(directory, tuple(files))
+
+
+def _opened(path):
+    warnings.simplefilter("ignore")  # inside the caller's catch_warnings, before astropy parses anything
+    return fits.open(path, lazy_load_hdus=False)
+
+
+def check_extension_boundaries(path, hdul):
+    """Every extension must start where the one before says its data end: a header whose NAXISn
+    are smaller than its data makes astropy read the next header out of the middle of the data."""
+    with open(path, "rb") as raw:
+        for index in range(1, len(hdul)):
+            raw.seek(hdul.fileinfo(index)["hdrLoc"])
+            if raw.read(9) != b"XTENSION=":
+                before = hdul[index - 1]
+                raise OSError(f"extension {index - 1} ({before.name},{before.ver}): its NAXISn do not match its data")
 
 
 def verify_fits(path, instrument):
     """Check a file is a whole FITS file of the right instrument; raise CaldpError(21) naming it."""
     path = Path(path)
     try:
-        with fits.open(path, lazy_load_hdus=False) as hdul:
+        # A damaged header makes astropy warn once per garbled card (thousands of log lines); the one
+        # line that matters is the cause raised below.
+        with warnings.catch_warnings(), _opened(path) as hdul:
             size = path.stat().st_size
             last = hdul.fileinfo(len(hdul) - 1)
             if last["datLoc"] + last["datSpan"] > size:
                 raise OSError("file is truncated")
+            check_extension_boundaries(path, hdul)
             instrume = str(hdul[0].header.get("INSTRUME", "")).strip().upper()
     except CaldpError:
         raise

@@ -3,12 +3,17 @@
     file:<dir>            a local directory (relative or absolute)
     s3://bucket[/prefix]  an S3 prefix
     astroquery:           MAST, through astroquery (input only)
+
+A location that is not valid UTF-8 (a path with an undecodable byte) is refused (2): the messages
+and logs that name it are UTF-8 text. So is a relative file: location when the current directory
+no longer exists.
 """
 
 import dataclasses
 from pathlib import Path
 
 from .exit_codes import CaldpError, ExitCode
+from .settings import current_directory, is_utf8, printable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +51,14 @@ def parse_location(text, *, role="input", cwd=None):
     FileLocation(path=PosixPath('/data/in'))
     """
     text = str(text).strip()
+    if not is_utf8(text):
+        # Messages and logs are UTF-8 text naming these paths: refuse before anything is run.
+        raise CaldpError(ExitCode.CMDLINE_ERROR, f"{role} location {printable(text)} is not valid UTF-8: rename it")
     if text.startswith("file:"):
         raw = text[len("file:") :] or "."
         path = Path(raw)
         if not path.is_absolute():
-            path = Path(cwd or Path.cwd()) / path
+            path = Path(cwd or current_directory()) / path
         return FileLocation(Path(_normalize(path)))
     if text.startswith("s3://"):
         bucket, _, prefix = text[len("s3://") :].partition("/")

@@ -35,7 +35,7 @@ log = logging.getLogger("caldp.process")
 def fetch_inputs(source, dataset, instrument, workdir):
     """Bring the dataset's inputs into the work dir; keep exactly the dataset's files; check them."""
     source.fetch_inputs(dataset, instrument, workdir)
-    inputs = select_inputs(dataset, instrument, workdir)
+    inputs = select_inputs(dataset, instrument, workdir, location=source.root)
     for path in workdir.iterdir():
         if path.name not in inputs.files:
             path.unlink()
@@ -120,7 +120,14 @@ class DatasetRun:
                 raise error_from_exception(exc, exit_code) from exc
 
     def execute(self):
-        with Workspace(self.settings.home, self.dataset, keep=self.settings.keep_workdir) as workspace:
+        try:
+            workspace = Workspace(self.settings.home, self.dataset, keep=self.settings.keep_workdir)
+        except OSError as exc:  # CALDP_HOME full, read-only or not a directory: the output may be fine
+            error = CaldpError(ExitCode.INPUT_TAR_FILE_ERROR,
+                               f"cannot make a work directory in CALDP_HOME {self.settings.home}: {exc}")
+            self.report_failure(None, error, None)
+            return error.code
+        with workspace:
             with DatasetLogFile(workspace.logs / "process.log") as logfile:
                 log.info("caldp %s processing %s (%s)", __version__, self.dataset, self.dataset.instrument)
                 try:
@@ -148,6 +155,13 @@ class DatasetRun:
         log.info("publishing %d products of %s to %s", len(products), self.dataset, self.destination.root)
         self.write_logs(workspace, ExitCode.SUCCESS)
         shutil.copytree(workspace.logs, workspace.result / "logs")
+        # Crash-safe order (caldp.storage.files): the old tree's messages go before the tree is
+        # replaced and the new ones come after, so a message never names files that are absent.
+        try:
+            self.destination.remove_message(messages.PROCESSED, self.dataset)
+            self.destination.remove_message(messages.SYNCED, self.dataset)
+        except CaldpError as exc:  # reading the output's messages failed: an output failure (25)
+            raise CaldpError(ExitCode.S3_UPLOAD_ERROR, exc.cause) from exc
         published = self.destination.publish(self.dataset, workspace.result)
         self.destination.remove_message(messages.ERROR, self.dataset)
         self.destination.write_message(messages.PROCESSED, self.dataset, published)
@@ -156,16 +170,23 @@ class DatasetRun:
             self.destination.write_message(messages.SYNCED, self.dataset, synced)
 
     def report_failure(self, workspace, error, logfile):
+        """Each part on its own: a full CALDP_HOME may cost the logs, never the dataset-error message.
+        The old tree's messages go first, so none names the logs/ that publish_logs replaces."""
         log_failure(error, self.dataset)
-        try:
-            self.write_logs(workspace, error.code)
-            logfile.flush()
-            self.destination.publish_logs(self.dataset, workspace.logs)
-            self.destination.remove_message(messages.PROCESSED, self.dataset)
-            self.destination.remove_message(messages.SYNCED, self.dataset)
-            self.destination.write_message(messages.ERROR, self.dataset, messages.error_lines(error))
-        except Exception as exc:  # the error message is best effort once the output itself fails
-            log.error("could not record the failure of %s in the output: %s", self.dataset, exc)
+        parts = [("remove the earlier messages of", lambda: (
+            self.destination.remove_message(messages.PROCESSED, self.dataset),
+            self.destination.remove_message(messages.SYNCED, self.dataset)))]
+        if workspace is not None:
+            parts += [("write the metrics and provenance of", lambda: self.write_logs(workspace, error.code)),
+                      ("publish the logs of", lambda: (logfile.flush(), self.destination.publish_logs(
+                          self.dataset, workspace.logs)))]
+        parts.append(("record the failure in the output of",
+                      lambda: self.destination.write_message(messages.ERROR, self.dataset, messages.error_lines(error))))
+        for what, part in parts:
+            try:
+                part()
+            except Exception as exc:  # best effort once the output or the work dir itself fails
+                log.error("could not %s %s: %s", what, self.dataset, exc)
 
 
 # ------------------------------------------------------------------------------ command line
@@ -209,11 +230,15 @@ def report_early_failure(error, dataset_text, destination):
         log.error("could not record the failure of %s in the output: %s", name, exc)
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 def _terminate(signum, frame):
-    """SIGTERM unwinds the run like an error: a running program is stopped where it was started
-    (stages.run_program), the work dir is removed, and the failure is reported."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one clean-up is enough
-    raise CaldpError(ExitCode.GENERIC_ERROR, "terminated by SIGTERM")
+    """SIGTERM, SIGINT (Ctrl-C) and SIGHUP unwind the run like an error: a running program is stopped
+    where it was started (stages.run_program), the work dir is removed, and the failure is reported."""
+    for number in _STOP_SIGNALS:  # one clean-up is enough
+        signal.signal(number, signal.SIG_IGN)
+    raise CaldpError(ExitCode.GENERIC_ERROR, f"terminated by {signal.Signals(signum).name}")
 
 
 def main(argv=None):
@@ -227,7 +252,8 @@ def main(argv=None):
     except SystemExit as exc:
         return ExitCode.SUCCESS if exc.code == 0 else ExitCode.CMDLINE_ERROR
     configure_console()
-    signal.signal(signal.SIGTERM, _terminate)
+    for number in _STOP_SIGNALS:
+        signal.signal(number, _terminate)
     return int(run(args.dataset, args.input, args.output, whole_process=True))
 
 

@@ -43,7 +43,11 @@ def offline_environment(cache):
 
 
 def crds_path(environ=os.environ):
-    return Path(environ.get("CRDS_PATH") or Path.home() / "crds_cache")
+    """The CRDS cache, as an absolute path: the stage programs run in the work dir, where a
+    relative CRDS_PATH would name nothing (Settings.from_environ has already made it absolute)."""
+    from .settings import absolute_path
+
+    return absolute_path(environ.get("CRDS_PATH") or Path.home() / "crds_cache")
 
 
 def cache_layout(cache):

@@ -19,8 +19,10 @@ log = logging.getLogger(__name__)
 # gets SIGTERM, then SIGKILL after this many seconds.
 STOP_GRACE_SECONDS = 5.0
 # The programs' own error lines ("ERROR:  The following reference file is missing:" in calcos,
-# "ERROR: ..." in calacs.e) say more than the traceback's last line.
-_ERROR_LINE = re.compile(r"^\s*(ERROR|Error)\b[:\s]")
+# "ERROR: ..." in calacs.e, "[ERROR] IDCTAB file ... not found" in drizzlepac) say more than the
+# traceback's last line.
+_ERROR_LINE = re.compile(r"^\s*(ERROR|Error)\b[:\s]|\[ERROR\]")
+_TRACEBACK = "Traceback (most recent call last)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +44,34 @@ class ProgramRun:
 # child forked straight from caldp starts with caldp's memory, and Linux keeps that high-water mark
 # across exec in the child's ru_maxrss: /bin/true "peaks" at caldp's 100-400 MB. The launcher's own
 # start (python -I -S, ~8 MB) is the floor of what is reported.
+#
+# Neither may outlive caldp, even when caldp is SIGKILLed: the launcher asks for SIGUSR2 when the
+# thread that started it dies (PR_SET_PDEATHSIG) and then kills its whole process group (it leads
+# its own session: the program and whatever the program started); the program itself gets SIGKILL
+# when the launcher dies. Each checks getppid() after asking, in case the parent died before.
 _LAUNCHER = r"""
-import os, signal, sys
-report, argv = sys.argv[1], sys.argv[2:]
+import ctypes, os, signal, sys
+report, parent, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def pdeathsig(number):
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(number), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+def orphaned(received=None, frame=None):
+    os.killpg(0, signal.SIGKILL)
+    os._exit(128 + signal.SIGKILL)
+signal.signal(signal.SIGUSR2, orphaned)
+pdeathsig(signal.SIGUSR2)
+if os.getppid() != parent:
+    orphaned()
+launcher = os.getpid()
 pid = os.fork()
 if pid == 0:
     try:
+        signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+        pdeathsig(signal.SIGKILL)
+        if os.getppid() != launcher:
+            os._exit(137)
         os.execv(argv[0], argv)
     except OSError as exc:
         os.write(2, ("cannot start %s: %s\n" % (argv[0], exc)).encode())
@@ -74,17 +98,28 @@ class OutputScan:
     consecutive ERROR lines, with the next line when it ends in ":" (calcos: "ERROR: The following
     reference file is missing:" then the file). The last run, because calwf3.e reports conditions it
     recovers from as ERROR lines too (every UVIS run says "ERROR: SATUFILE 'N/A' not found" and goes
-    on): the fatal one comes last. Without an ERROR line: the last line mentioning an error, else the
-    last line.
+    on): the fatal one comes last. Without an ERROR line: the message of the last Python exception
+    (the line that ends a traceback), else the last line mentioning an error, else the last line. The
+    indented lines inside a traceback (frames and their source, e.g. "raise Exception(str(errorobj))")
+    are never the cause.
     """
 
     def __init__(self):
         self.marked, self.continues, self.in_run = "", False, False
         self.last_error, self.last_line, self.memory_error = "", "", False
+        self.in_traceback, self.exception = False, ""
 
     def feed(self, line):
         text = line.strip()
-        if _ERROR_LINE.match(line):
+        self.memory_error = self.memory_error or "MemoryError" in line
+        if text.startswith(_TRACEBACK):
+            self.in_traceback, self.in_run = True, False
+            return
+        if self.in_traceback and text:
+            if line[:1].isspace():  # a frame or its source line
+                return
+            self.in_traceback, self.exception = False, text
+        if _ERROR_LINE.search(line):
             if not self.in_run:
                 self.marked, self.continues = text, text.endswith(":")
             self.in_run = True
@@ -96,11 +131,10 @@ class OutputScan:
             self.last_line = text
         if "error" in text.lower():
             self.last_error = text
-        self.memory_error = self.memory_error or "MemoryError" in line
 
     @property
     def cause(self):
-        return self.marked or self.last_error or self.last_line
+        return self.marked or self.exception or self.last_error or self.last_line
 
 
 def find_program(executable, environ):
@@ -118,7 +152,7 @@ def run_program(argv, *, cwd, env, output_log=log, transcript=None):
     with tempfile.TemporaryDirectory(prefix="caldp-run-") as scratch:
         report = os.path.join(scratch, "rusage")
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _LAUNCHER, report, executable, *argv[1:]],
+            [sys.executable, "-I", "-S", "-c", _LAUNCHER, report, str(os.getpid()), executable, *argv[1:]],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,

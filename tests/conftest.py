@@ -17,6 +17,9 @@ pytest_plugins = ["tests.support.servers.fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CALDP_SHARED", REPO.parent / "shared"))
+# The programs the tests start (caldp-process, caldp-calacs, python -m caldp...) import caldp from this
+# checkout, whichever checkout an editable install happens to point at.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
 
 # The real hstcal programs, wherever caldp would find them as the suite starts (.ci/run builds them).

@@ -33,15 +33,16 @@ def output_storage(location, settings=None) -> Destination:
 def _open(location, settings, s3_failure):
     """The backend for a parsed location; the client library is imported only when it is used."""
     backoff = settings.backoff if settings is not None else None
+    limits = settings.input_limits if settings is not None else None
     if isinstance(location, FileLocation):
         from .files import FileStorage
 
-        return FileStorage(location.path)
+        return FileStorage(location.path, limits=limits)
     if isinstance(location, S3Location):
         require("boto3", "aws", s3_failure, location)
         from .s3 import S3Storage
 
-        return S3Storage(location, backoff=backoff)
+        return S3Storage(location, backoff=backoff, limits=limits)
     if isinstance(location, AstroqueryLocation):
         require("astroquery", "mast", ExitCode.ASTROQUERY_ERROR, location)
         from .mast import MastStorage

@@ -24,23 +24,6 @@ def digest(directory):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(directory).iterdir()) if p.is_file()}
 
 
-@pytest.fixture
-def env(crds_env, standin_bin, tmp_path):
-    standin_bin("calacs.e")
-    standin_bin("runastrodriz")
-    home = tmp_path / "home"
-    home.mkdir()
-    values = {**os.environ, "PATH": standin_bin.path, "CALDP_HOME": str(home), "CALDP_CAL": "hstcal",
-              "STANDIN_PRODUCTS": "1"}
-    values.pop("CALDP_SIMULATE_ERROR", None)
-    return values
-
-
-@pytest.fixture
-def source(tmp_path):
-    return copy_inputs(["j8bt05njq_raw.fits", "jbz504eoq_raw.fits"], tmp_path / "in", "acs")
-
-
 def run(name, source, out, env, caplog=None):
     return process.run(name, f"file:{source}", f"file:{out}", environ=env)
 
@@ -102,7 +85,7 @@ def test_a_missing_association_member_exits_21_naming_it(env, source, tmp_path, 
     before = digest(source)
     out = tmp_path / "out"
     assert run("jbz504020", source, out, env) == 21
-    assert_clean_failure(out, "jbz504020", 21, "member jbz504enq has no input file", caplog=caplog)
+    assert_clean_failure(out, "jbz504020", 21, f"member jbz504enq has no input file in {source}", caplog=caplog)
     assert digest(source) == before
     assert_next_dataset_unaffected(source, out, env)
 

@@ -81,3 +81,45 @@ def test_main_exit_status(batch_env, tmp_path, monkeypatch, capsys):
     assert batch.main(["jbz504eoq", f"file:{source}", f"file:{out}", "--workers", "2"]) == 0
     assert "1 processed, 0 skipped, 0 failed" in capsys.readouterr().out
     assert batch.main(["jbz504eoq", "j9zz99zzq", f"file:{source}", f"file:{out}"]) == 1
+
+
+# ---------------------------------------------------------------- why a dataset failed (issue 16 item 7)
+def _failed_one(batch_env, tmp_path, capsys, config="caldp-config-onsite", **extra_env):
+    source = copy_inputs(["j8bt05njq_raw.fits"], tmp_path / "in", "acs")
+    (tmp_path / "home").mkdir(exist_ok=True)
+    request = batch.BatchRequest(("j8bt05njq",), f"file:{source}", f"file:{tmp_path / 'out'}", config)
+    results = batch.run_local(request, workers=1, env={**batch_env, **extra_env})
+    table = batch.summary_table(results)
+    return results[0], table, capsys.readouterr().err
+
+
+def test_batch_shows_why_a_lock_conflict_failed(batch_env, tmp_path, capsys):
+    from caldp.dataset import DatasetId
+    from caldp.storage.files import FileStorage
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with FileStorage(out).lock(DatasetId.parse("j8bt05njq")):
+        result, table, err = _failed_one(batch_env, tmp_path, capsys)
+    assert (result.status, result.exit_code) == ("failed", 1)
+    assert result.cause == f"dataset j8bt05njq locked by pid {os.getpid()}"
+    assert result.log == str(tmp_path / "home" / "caldp-batch-logs" / "j8bt05njq.log")
+    assert "locked by pid" in open(result.log).read()
+    assert f"{result.cause} (see {result.log})" in table
+    assert f"{result.cause} (see {result.log})" in err  # the progress line
+
+
+def test_batch_shows_why_a_config_typo_failed(batch_env, tmp_path, capsys):
+    result, table, err = _failed_one(batch_env, tmp_path, capsys, config="caldp-config-onsitte")
+    assert (result.status, result.exit_code, result.exit_name) == ("failed", 2, "CMDLINE_ERROR")
+    assert "caldp-config-onsitte" in result.cause and "cannot source" in result.cause
+    assert result.cause in table and result.log in table and result.cause in err
+
+
+def test_batch_shows_why_a_bad_cal_mode_failed(batch_env, tmp_path, capsys):
+    result, table, err = _failed_one(batch_env, tmp_path, capsys, CALDP_CAL="natve")
+    assert (result.status, result.exit_code) == ("failed", 2)
+    assert "CALDP_CAL='natve' is not one of" in result.cause
+    # Its dataset-error message when it could write one, else its captured output: either says why.
+    assert "CALDP_CAL='natve'" in open(result.log).read()
+    assert result.cause in table and result.log in err

@@ -127,3 +127,27 @@ def test_extract_flat_fuzz(tmp_path_factory, members):
     else:
         assert all(p.parent == dest and p.is_file() and not p.is_symlink() for p in written)
     assert sorted(p.name for p in base.iterdir()) == outside_before  # nothing escaped
+
+
+def test_non_utf8_locations_are_refused_with_2():
+    import os
+
+    with pytest.raises(CaldpError) as info:
+        parse_location(os.fsdecode(b"file:/data/in\xff"), role="input")
+    assert info.value.code == ExitCode.CMDLINE_ERROR
+    assert "file:/data/in\\xff is not valid UTF-8" in info.value.cause
+
+
+def test_extract_flat_stops_at_the_limits_before_writing(tmp_path):
+    from caldp.settings import InputLimits
+    from caldp.tarsafe import InputTooLarge
+
+    archive = _tar(tmp_path / "a.tar.gz", [_file("A_RAW.FITS", b"x" * 2000), _file("b_raw.fits", b"y" * 2000)])
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(InputTooLarge, match="CALDP_INPUT_MAX_FILE_SIZE"):
+        extract_flat(archive, out, InputLimits(max_file=1000))
+    with pytest.raises(InputTooLarge, match="CALDP_INPUT_MAX_TOTAL_SIZE"):
+        extract_flat(archive, out, InputLimits(max_total=3000))
+    assert list(out.iterdir()) == []
+    assert sorted(p.name for p in extract_flat(archive, out)) == ["a_raw.fits", "b_raw.fits"]

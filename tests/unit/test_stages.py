@@ -25,6 +25,15 @@ def scan(lines):
      "ERROR:  The following reference file is missing: disptab=lref$x.fits"),
     (["calibrating", "an error happened here", "done"], "an error happened here"),
     (["calibrating", "done"], "done"),
+    # runastrodriz (issue 16 item 9): its own [ERROR] line, not a source line of the traceback
+    (["Processing j8bt05njq_flt.fits", "[ERROR] IDCTAB file jref$p7d1548qj_idc.fits not found",
+      "Traceback (most recent call last):", '  File "/x/runastrodriz.py", line 3, in process',
+      "    raise Exception(str(errorobj))", "Exception: IDCTAB file not found"],
+     "[ERROR] IDCTAB file jref$p7d1548qj_idc.fits not found"),
+    # no ERROR line: the exception's message, not the source line that raised it
+    (["working", "Traceback (most recent call last):", '  File "/x/errors.py", line 9, in run',
+      "    raise Exception(str(errorobj))", "ValueError: EXPTIME='abc' is not a number"],
+     "ValueError: EXPTIME='abc' is not a number"),
 ])
 def test_the_cause_is_the_programs_last_error_line(lines, cause):
     assert scan(lines).cause == cause

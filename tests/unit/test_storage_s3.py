@@ -57,6 +57,27 @@ def test_loose_objects_of_an_association(s3_env, tmp_path):
     assert (tmp_path / "jbz504elq_raw.fits").read_bytes() == acs_file("jbz504elq_raw.fits").read_bytes()
 
 
+@pytest.mark.parametrize("limit, packed", [("CALDP_INPUT_MAX_FILE_SIZE", False), ("CALDP_INPUT_MAX_TOTAL_SIZE", True)])
+def test_objects_over_the_input_limits_are_refused_before_download(s3_env, tmp_path, limit, packed):
+    from caldp.settings import Settings
+
+    if packed:
+        tarball = tmp_path / "j8bt05njq.tar.gz"
+        with tarfile.open(tarball, "w:gz") as tar:
+            tar.add(acs_file("j8bt05njq_raw.fits"), arcname="j8bt05njq_raw.fits")
+        s3_env.put(s3_env.inputs, tarball.name, tarball.read_bytes())
+    else:
+        s3_env.put(s3_env.inputs, "j8bt05njq_raw.fits", acs_file("j8bt05njq_raw.fits").read_bytes())
+    settings = Settings.from_environ({"CALDP_HOME": str(tmp_path), limit: "100K"})
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    source = input_storage(s3_env.inputs, settings)
+    with pytest.raises(CaldpError) as error:
+        source.fetch_inputs(DatasetId.parse("j8bt05njq"), ACS, workdir)
+    assert error.value.code == 21 and limit in error.value.cause and str(s3_env.inputs) in error.value.cause
+    assert not any(workdir.iterdir())
+
+
 def test_tarball(s3_env, tmp_path):
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -195,6 +196,24 @@ def _calibrate(raw_path: Path, flt_path: Path, root: str, env: dict[str, str], t
                         else "Finished CCD processing...")
 
 
+# Primary keywords the calibration does arithmetic with: a value that is not a finite number would end
+# deep inside a step (or in writing a NaN keyword); it is refused up front, naming file and keyword.
+NUMERIC_KEYWORDS = ("EXPTIME", "DARKTIME", "FLASHDUR", "EXPSTART", "EXPEND")
+
+
+def check_numeric_keywords(primary: fits.Header, name: str) -> None:
+    for key in NUMERIC_KEYWORDS:
+        if key not in primary:
+            continue
+        value = primary[key]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise CalibrationError(f"{name}: {key} = {value!r} is not a number.")
+
+
 def _open_input(raw_path: Path, flt_path: Path, trailer: Trailer,
                 member: bool) -> tuple[fits.Header, ExposureInfo, Switches]:
     """The raw file's primary header, after calacs.e's checks on the input and output."""
@@ -210,6 +229,7 @@ def _open_input(raw_path: Path, flt_path: Path, trailer: Trailer,
         raise CalibrationError(f"Can't open input file `{raw_path.name}': {exc}") from exc
     if not member:
         trailer.message(f"Read in Primary header from {raw_path.name}...")
+    check_numeric_keywords(primary, raw_path.name)
     info = ExposureInfo.from_header(primary, raw_path.name)
     switches = Switches.from_header(primary)
     if flt_path.exists():

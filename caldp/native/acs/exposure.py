@@ -202,6 +202,12 @@ def check_references_exist(header: fits.Header, keys: list[str], detector: str,
             missing.append(f"{key} `{ref.name}'")
     for item in missing:
         trailer.warn(f"{item} not found or can't open.")
+    # A file that is there but does not open is named as unreadable, not as missing (calacs.e calls
+    # both "missing", which sends an operator looking for a file that exists).
+    unreadable = [f"{ref.keyword} `{ref.name}' ({ref.unreadable})" for ref in refs.refs.values() if ref.unreadable]
+    if unreadable:
+        raise CalibrationError(("Unreadable reference file: " if len(unreadable) == 1 else
+                                f"{len(unreadable)} unreadable reference files: ") + "; ".join(unreadable) + ".")
     if flats_not_given == 3:
         trailer.warn("PFLTFILE, DFLTFILE, LFLTFILE are all blank")
         missing.append("PFLTFILE, DFLTFILE, LFLTFILE all blank")

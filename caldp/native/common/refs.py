@@ -49,6 +49,7 @@ class RefFile:
     name: str                      # as written in the header, e.g. jref$x_bia.fits
     path: Path | None = None
     exists: bool = False
+    unreadable: str = ""           # why a file that is there does not open (empty, truncated, not FITS)
     pedigree: str = ""
     descrip: str = ""
     descrip2: str = ""            # DESCRIP column of the selected table row
@@ -74,7 +75,14 @@ def open_reference(keyword: str, name: str, env: dict[str, str] | None = None,
     ref.path = resolve_name(ref.name, env)
     try:
         ref.hdus = fitsread.scan(ref.path)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError) as exc:
+        if ref.path is not None and Path(ref.path).is_file():
+            size = Path(ref.path).stat().st_size
+            ref.unreadable = "an empty file" if size == 0 else f"not a readable FITS file ({exc})"
+        return ref
+    declared = int(ref.hdus[0].header.get("NEXTEND", 0) or 0)
+    if declared > len(ref.hdus) - 1:  # cut at an HDU boundary: every HDU read is whole, some are gone
+        ref.unreadable = f"truncated: NEXTEND={declared} but {len(ref.hdus) - 1} extensions"
         return ref
     ref.exists = True
     header = ref.hdus[0].header
@@ -149,6 +157,9 @@ def read_ref_image(ref: RefFile, chip: int, sci_only: bool = False) -> RefImage:
             dq = _plane(ref.hdus, "DQ", extver, sci.shape, np.int16)
     except (OSError, KeyError, ValueError) as exc:
         raise CalibrationError(f"Can't read {ref.keyword} `{ref.name}': {exc}") from exc
+    for plane, values in (("SCI", sci), ("ERR", err)):
+        if not np.isfinite(values).all():  # would spread into every product pixel and header statistic
+            raise CalibrationError(f"{ref.keyword} `{ref.name}' {plane},{extver} holds NaN or infinite values.")
     return RefImage(sci=sci, err=err, dq=dq, header=hdr, extver=extver, source=f"{ref.keyword}={ref.name}")
 
 

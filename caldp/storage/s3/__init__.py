@@ -32,8 +32,9 @@ from .transfer import Bucket
 
 
 class S3Storage(InputSource, Destination):
-    def __init__(self, location, *, client=None, transfer_config=None, backoff=None):
+    def __init__(self, location, *, client=None, transfer_config=None, backoff=None, limits=None):
         self.location = location
+        self.limits = limits  # Settings.input_limits; None: the defaults
         self.root = str(location)  # printable; never holds credentials
         self.bucket = Bucket(location.bucket, client=client, transfer_config=transfer_config, backoff=backoff)
 
@@ -43,7 +44,7 @@ class S3Storage(InputSource, Destination):
     # ---------------------------------------------------------------- input side
     def fetch_inputs(self, dataset, instrument, workdir):
         """Download the dataset's loose objects, else its one <id>*.tar.gz, from directly under the prefix."""
-        inputs.fetch_inputs(self.bucket, self.location, dataset, instrument, workdir)
+        inputs.fetch_inputs(self.bucket, self.location, dataset, instrument, workdir, self.limits)
 
     def list_dataset_objects(self, dataset):
         """{name: (key, size)} of the dataset's objects directly under the prefix."""

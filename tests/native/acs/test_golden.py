@@ -250,3 +250,34 @@ def test_calibrate_association_returns_member_products(tmp_path):
     outputs = calibrate_association(work / "jbz504020_asn.fits", jref=jref, log=None)
     names = [p.name for p in outputs]
     assert names[:3] == ["jbz504elq_flt.fits", "jbz504emq_flt.fits", "jbz504enq_flt.fits"]
+
+
+@pytest.mark.parametrize("damage, cause", [
+    (lambda path: path.write_bytes(b""), "Unreadable reference file: BIASFILE `jref$m4r1753rj_bia.fits' (an empty file)."),
+    (lambda path: path.write_bytes(path.read_bytes()[:2880]),
+     "Unreadable reference file: BIASFILE `jref$m4r1753rj_bia.fits' (truncated: NEXTEND=3 but 0 extensions)."),
+])
+def test_an_unreadable_reference_is_named_as_unreadable_not_missing(tmp_path, monkeypatch, capsys, damage, cause):
+    work, jref = stage_golden(HRC, tmp_path)
+    damage(work / "refs" / "m4r1753rj_bia.fits")
+    status, lines = _run_cli(work, jref, monkeypatch, capsys)
+    assert status == 2 and lines[-1] == f"ERROR: {cause}"
+
+
+def test_nan_in_a_reference_is_a_one_line_cause_naming_it(tmp_path, monkeypatch, capsys):
+    work, jref = stage_golden(HRC, tmp_path)
+    with fits.open(work / "refs" / "n3o1059hj_drk.fits", mode="update") as hdul:
+        hdul["SCI", 1].data[10:20, 10:20] = np.nan
+    status, lines = _run_cli(work, jref, monkeypatch, capsys)
+    assert status == 2
+    assert lines[-1] == "ERROR: DARKFILE `jref$n3o1059hj_drk.fits' SCI,1 holds NaN or infinite values."
+
+
+@pytest.mark.parametrize("value", ["abc", np.nan])
+def test_a_non_numeric_exptime_is_a_one_line_cause_naming_it(tmp_path, monkeypatch, capsys, value):
+    work, jref = stage_golden(HRC, tmp_path)
+    with fits.open(work / "j8bt05njq_raw.fits", mode="update") as hdul:
+        hdul[0].header["EXPTIME"] = "abc" if value == "abc" else "NaN"
+    status, lines = _run_cli(work, jref, monkeypatch, capsys)
+    assert status == 2 and lines[-1].startswith("ERROR: j8bt05njq_raw.fits: EXPTIME = ") and "is not a number" in lines[-1]
+    assert not (work / "j8bt05njq_flt.fits").exists()
