@@ -133,6 +133,17 @@ def unpack(source, scratch):
     raise BuildError(f"{source} does not look like hstcal's source (no CMakeLists.txt beside pkg/)")
 
 
+def verified_digest(local, source, sha256, log):
+    """The sha256 of `local` (fetched from `source`), checked against `sha256` when one is given; a
+    tarball taken unverified says so, with its digest (a directory's digest is caldp's own key)."""
+    digest = source_digest(local)
+    if sha256 and digest != sha256.strip().lower():
+        raise BuildError(f"sha256 of {source} is {digest}, not the expected {sha256}")
+    if not sha256 and Path(local).is_file():
+        log(f"source {source} not verified (no sha256 given); its sha256 is {digest}")
+    return digest
+
+
 def fetch_tarball(source, dest, *, sha256="", log=print):
     """SRC as one tarball at `dest` (copied, downloaded, or packed from a directory); returns its sha256.
 
@@ -151,11 +162,7 @@ def fetch_tarball(source, dest, *, sha256="", log=print):
             shutil.copyfile(local, partial)
         else:
             raise BuildError(f"{source} is neither a tar archive nor a directory")
-        digest = source_digest(partial)
-        if sha256 and digest != sha256.strip().lower():
-            raise BuildError(f"sha256 of {source} is {digest}, not the expected {sha256}")
-        if not sha256:
-            log(f"source {source} not verified (no sha256 given); its sha256 is {digest}")
+        digest = verified_digest(partial, source, sha256, log)
         os.replace(partial, dest)
     return digest
 
@@ -243,11 +250,7 @@ def _one_build_at_a_time(where, log):
 def _build(source, where, *, sha256, force, jobs, environ, log):
     with tempfile.TemporaryDirectory(prefix=f".{where.name}.build-", dir=where.parent) as scratch:
         local = fetch_source(source, scratch, log)
-        digest = source_digest(local)
-        if sha256 and digest != sha256.strip().lower():
-            raise BuildError(f"sha256 of {source} is {digest}, not the expected {sha256}")
-        if not sha256 and local.is_file():
-            log(f"source {source} not verified (no sha256 given); its sha256 is {digest}")
+        digest = verified_digest(local, source, sha256, log)
         if not force and installed_digest(where) == digest and complete(where):
             log(f"hstcal from this source (sha256 {digest[:12]}) is already installed in {where}; reusing it")
             return where

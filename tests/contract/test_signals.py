@@ -49,6 +49,17 @@ def _digest(directory):
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
 
+def test_sigterm_stops_children_and_cleans_up(crds_env, standin_bin, tmp_path):
+    proc, _ = _start(crds_env, standin_bin, tmp_path)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1, stderr
+    assert time.monotonic() - started < 15  # the 60 s child was stopped, not waited for
+    _assert_failed(tmp_path / "out", "j8bt05njq", 1, "terminated by SIGTERM")
+    assert not (tmp_path / "caldp-work").exists()  # a lone run takes the shared parent with it too
+
+
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
 def test_sighup_and_sigint_clean_up_like_sigterm(crds_env, standin_bin, tmp_path, signum):
     proc, source = _start(crds_env, standin_bin, tmp_path)
